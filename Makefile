@@ -1,0 +1,47 @@
+# The only entry point. `make setup reproduce book` re-executes every chapter and renders the
+# book; `make setup test` runs the tests. PROFILE=paper uses the papers' sizes (for a GPU).
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+PROFILE ?= default
+CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.py))
+
+.PHONY: setup reproduce smoke book test bench clean-build
+
+setup:  ## install the pinned requirements and the lib package
+	$(PYTHON) -m pip install -r requirements.txt
+	$(PYTHON) -m pip install --no-deps -e .
+
+# default: execute each chapter in place (the committed .ipynb is the record);
+# any other profile writes its executed notebooks under _build/$(PROFILE).
+reproduce:  ## re-execute every chapter with papermill (PROFILE=default|paper)
+	for py in $(CHAPTERS); do \
+	  nb=$${py%.py}.ipynb; \
+	  jupytext --to ipynb --update -q $$py; \
+	  if [ "$(PROFILE)" = default ]; then \
+	    papermill --cwd book $$nb $$nb; \
+	  else \
+	    mkdir -p _build/$(PROFILE); \
+	    papermill --cwd book -p profile $(PROFILE) $$nb _build/$(PROFILE)/$$(basename $$nb); \
+	  fi; \
+	done
+
+smoke:  ## execute every chapter on the smoke profile (seconds each), outputs under _build/smoke
+	mkdir -p _build/smoke
+	for py in $(CHAPTERS); do \
+	  jupytext --to ipynb -q -o _build/smoke/$$(basename $${py%.py}).ipynb $$py; \
+	  papermill --cwd book -p profile smoke _build/smoke/$$(basename $${py%.py}).ipynb _build/smoke/$$(basename $${py%.py}).ipynb; \
+	done
+
+book:  ## render the executed notebooks to HTML (no execution), strictly
+	$(PYTHON) scripts/vendor_mathjax.py
+	jupyter-book build --all -W -n --keep-going .
+
+test:  ## unit tests, smoke execution of every chapter, pairing and book build
+	$(PYTHON) -m pytest -q
+
+bench:  ## training speed and memory of the chapter models on this machine
+	$(PYTHON) scripts/bench.py
+
+clean-build:
+	rm -rf _build

@@ -1,0 +1,70 @@
+"""Run configuration: frozen dataclasses of plain values, checked when built.
+
+A `RunConfig` (task + model + training) fully determines a trained run; its canonical
+JSON, together with the source of the code that trains, is the run's cache key.
+"""
+import dataclasses
+from dataclasses import dataclass
+
+from lib.tasks import make_task
+
+ARCHS = ("transformer", "mlp_flat", "mlp_local")
+TARGETS = ("soft", "sampled")
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "transformer"  # transformer | mlp_flat (sees the prefix) | mlp_local (sees one token)
+    d_model: int = 64          # residual width (for the MLPs: hidden width)
+    n_layers: int = 2          # transformer blocks, or residual MLP blocks
+    n_heads: int = 4           # transformer only
+    d_mlp: int = 256           # hidden width inside each MLP sub-block
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"ModelConfig: unknown arch {self.arch!r}; choose from {ARCHS}")
+        if min(self.d_model, self.n_layers, self.n_heads, self.d_mlp) < 1:
+            raise ValueError(f"ModelConfig: sizes must be positive, got {self}")
+        if self.arch == "transformer" and self.d_model % self.n_heads:
+            raise ValueError(f"ModelConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup: int = 200          # linear warm-up steps, then cosine decay to zero
+    grad_clip: float = 1.0
+    target: str = "soft"       # soft: cross-entropy against the exact posterior; sampled: against the observed token
+    seed: int = 0              # model initialisation and training data
+    eval_every: int = 250      # learning-curve spacing, in steps
+    eval_size: int = 512       # sequences in the fixed learning-curve batch
+
+    def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"TrainConfig: unknown target {self.target!r}; choose from {TARGETS}")
+        if min(self.steps, self.batch_size, self.eval_every, self.eval_size) < 1 or self.lr <= 0:
+            raise ValueError(f"TrainConfig: steps, batch_size, eval_every, eval_size and lr must be positive, got {self}")
+        if not 0 <= self.warmup <= self.steps:
+            raise ValueError(f"TrainConfig: warmup must be in 0..steps={self.steps}, got {self.warmup}")
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: object               # a task from lib.tasks.TASKS, e.g. Bijection(V=20, L=19)
+    model: ModelConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict:
+        return {"task": {"name": self.task.name, **dataclasses.asdict(self.task)},
+                "model": dataclasses.asdict(self.model),
+                "train": dataclasses.asdict(self.train)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        task = dict(d["task"])
+        return cls(make_task(task.pop("name"), **task), ModelConfig(**d["model"]), TrainConfig(**d["train"]))
+
+    @property
+    def label(self) -> str:
+        """Short human-readable name, used in run folder names and progress bars."""
+        return f"{self.task.name}-{self.model.arch}-{self.train.target}-s{self.train.seed}"

@@ -1,0 +1,211 @@
+"""The one model family: a small GPT with named hook points, and its two MLP controls.
+
+Hook names follow TransformerLens wherever a counterpart exists, so analysis code reads
+`blocks.0.attn.hook_pattern` here and on a real LLM alike. Every hook is an identity module
+applied exactly once; `Hooked.hooks(...)` adds functions to them inside a context manager
+that always removes them, and `run_with_cache` records activations by name.
+
+Used by: every chapter. 01_bijection (C1) trains all three architectures.
+"""
+import math
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+from torch import nn
+
+from lib.config import ModelConfig
+
+HookFn = Callable[[torch.Tensor, str], torch.Tensor | None]
+
+
+class HookPoint(nn.Module):
+    """Identity; a named place to read or replace an activation."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = ""  # set by Hooked.setup_hooks to the module path, e.g. "blocks.0.attn.hook_k"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class Hooked(nn.Module):
+    def setup_hooks(self):
+        self.hook_points = {}
+        for name, module in self.named_modules():
+            if isinstance(module, HookPoint):
+                module.name = name
+                self.hook_points[name] = module
+
+    @contextmanager
+    def hooks(self, fwd_hooks: list[tuple[str, HookFn]]):
+        """Run the body with `fn(activation, name)` attached at each named hook point.
+
+        A hook returns a replacement activation, or None to leave it unchanged.
+        """
+        handles = []
+        try:
+            for name, fn in fwd_hooks:
+                if name not in self.hook_points:
+                    raise ValueError(f"no hook point {name!r}; see model.hook_points")
+                handles.append(self.hook_points[name].register_forward_hook(
+                    lambda module, inputs, output, fn=fn: fn(output, module.name)))
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def run_with_cache(self, tokens: torch.Tensor, names: list[str] | None = None):
+        """Forward pass that also returns {hook name: activation} (all hooks if names is None)."""
+        cache = {}
+
+        def save(x, name):
+            cache[name] = x.detach()
+
+        with self.hooks([(name, save) for name in (names or self.hook_points)]):
+            logits = self(tokens)
+        return logits, cache
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads, self.d_head = cfg.n_heads, cfg.d_model // cfg.n_heads
+        self.W_Q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.W_K = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.W_V = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.W_O = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.hook_q = HookPoint()            # [batch, pos, head, d_head]
+        self.hook_k = HookPoint()            # [batch, pos, head, d_head]
+        self.hook_v = HookPoint()            # [batch, pos, head, d_head]
+        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos], before the mask
+        self.hook_pattern = HookPoint()      # [batch, head, query_pos, key_pos]
+        self.hook_z = HookPoint()            # [batch, pos, head, d_head], pattern-weighted values
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, seq, d_model = x.shape
+        split = lambda t: t.view(batch, seq, self.n_heads, self.d_head)  # noqa: E731
+        q = self.hook_q(split(self.W_Q(x)))
+        k = self.hook_k(split(self.W_K(x)))
+        v = self.hook_v(split(self.W_V(x)))
+        scores = self.hook_attn_scores(torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.d_head))
+        causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()
+        pattern = self.hook_pattern(scores.masked_fill(~causal, float("-inf")).softmax(dim=-1))
+        z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
+        return self.W_O(z.reshape(batch, seq, d_model))
+
+
+class MLP(nn.Sequential):
+    def __init__(self, d_model: int, d_mlp: int):
+        super().__init__(nn.Linear(d_model, d_mlp), nn.GELU(), nn.Linear(d_mlp, d_model))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then + mlp(norm(x))."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm_attn, self.norm_mlp = nn.RMSNorm(cfg.d_model), nn.RMSNorm(cfg.d_model)
+        self.attn, self.mlp = Attention(cfg), MLP(cfg.d_model, cfg.d_mlp)
+        self.hook_resid_pre = HookPoint()   # [batch, pos, d_model]
+        self.hook_attn_out = HookPoint()    # [batch, pos, d_model]
+        self.hook_resid_mid = HookPoint()   # [batch, pos, d_model]
+        self.hook_mlp_out = HookPoint()     # [batch, pos, d_model]
+        self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.hook_resid_pre(x)
+        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.norm_attn(x))))
+        return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.norm_mlp(x))))
+
+
+class Transformer(Hooked):
+    """Token + learned absolute position embeddings, pre-norm blocks, final RMSNorm, linear
+    read-out over the task's outcomes (e.g. the V value tokens of the bijection)."""
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int, n_out: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, cfg.d_model)
+        self.pos_embed = nn.Embedding(seq_len, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm_final = nn.RMSNorm(cfg.d_model)
+        self.unembed = nn.Linear(cfg.d_model, n_out)
+        self.hook_embed = HookPoint()        # [batch, pos, d_model]
+        self.hook_pos_embed = HookPoint()    # [batch, pos, d_model]
+        self.hook_resid_final = HookPoint()  # [batch, pos, d_model], after the final norm
+        self.setup_hooks()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(positions))
+        for block in self.blocks:
+            x = block(x)
+        return self.unembed(self.hook_resid_final(self.norm_final(x)))  # [batch, pos, n_out]
+
+
+class ResidualMLP(Hooked):
+    """The MLP controls. At position t the input is a sum of per-(position, token) embeddings:
+    over all positions <= t (`mlp_flat`, equivalent to a linear layer on the flattened,
+    zero-padded one-hot prefix plus a position indicator) or over position t alone
+    (`mlp_local`, which cannot see the context). Then residual pre-norm MLP blocks."""
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int, n_out: int):
+        super().__init__()
+        self.sees_prefix = cfg.arch == "mlp_flat"
+        self.vocab_size = vocab_size
+        self.embed = nn.Embedding(seq_len * vocab_size, cfg.d_model)  # one table row per (position, token)
+        self.query_embed = nn.Embedding(seq_len, cfg.d_model)         # which position is asking
+        self.norms = nn.ModuleList(nn.LayerNorm(cfg.d_model) for _ in range(cfg.n_layers))
+        self.mlps = nn.ModuleList(MLP(cfg.d_model, cfg.d_mlp) for _ in range(cfg.n_layers))
+        self.norm_final = nn.LayerNorm(cfg.d_model)
+        self.unembed = nn.Linear(cfg.d_model, n_out)
+        self.hook_resid_final = HookPoint()  # [batch, pos, d_model], after the final norm
+        self.setup_hooks()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        x = self.embed(positions * self.vocab_size + tokens)  # [batch, pos, d_model]
+        if self.sees_prefix:
+            x = x.cumsum(dim=1)
+        x = x + self.query_embed(positions)
+        for norm, mlp in zip(self.norms, self.mlps):
+            x = x + mlp(norm(x))
+        return self.unembed(self.hook_resid_final(self.norm_final(x)))  # [batch, pos, n_out]
+
+
+def build_model(cfg: ModelConfig, task) -> Hooked:
+    """The model `cfg` describes, sized for `task`'s vocabulary, length and outcomes."""
+    cls = Transformer if cfg.arch == "transformer" else ResidualMLP
+    model = cls(cfg, task.vocab_size, task.seq_len, task.n_out)
+    for module in model.modules():  # GPT-2 initialisation: small weights, zero biases
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+    return model
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# Ablations as hooks, so that every chapter ablates the same way.
+
+def zero_head(layer: int, head: int) -> tuple[str, HookFn]:
+    """Remove one head's contribution: zero its pattern-weighted values before W_O."""
+    def fn(z, name):
+        z = z.clone()
+        z[:, :, head] = 0
+        return z
+    return f"blocks.{layer}.attn.hook_z", fn
+
+
+def zero_output(name: str) -> tuple[str, HookFn]:
+    """Zero the activation at a hook, e.g. "blocks.1.hook_attn_out" (attention off)."""
+    return name, lambda x, _: torch.zeros_like(x)
+
+
+def skip_block(layer: int) -> list[tuple[str, HookFn]]:
+    """The block becomes the identity on the residual stream."""
+    return [zero_output(f"blocks.{layer}.hook_attn_out"), zero_output(f"blocks.{layer}.hook_mlp_out")]

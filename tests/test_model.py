@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+from lib import cache
+from lib.config import ModelConfig, RunConfig, TrainConfig
+from lib.model import build_model, skip_block, zero_head, zero_output
+from lib.tasks import make_task
+
+TASK = make_task("bijection", V=6, L=5)
+SMALL = {"transformer": ModelConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32),
+         "mlp_flat": ModelConfig(arch="mlp_flat", d_model=16, n_layers=2, d_mlp=32),
+         "mlp_local": ModelConfig(arch="mlp_local", d_model=16, n_layers=2, d_mlp=32)}
+
+
+def tokens(n=4, seed=0):
+    return TASK.sample(n, torch.Generator().manual_seed(seed)).tokens
+
+
+def model(arch="transformer", seed=0):
+    torch.manual_seed(seed)
+    return build_model(SMALL[arch], TASK).eval()
+
+
+def test_hook_points_are_named_and_shaped():
+    m = model()
+    logits, acts = m.run_with_cache(tokens())
+    batch, seq, d_head = 4, TASK.seq_len, 8
+    assert logits.shape == (batch, seq, TASK.n_out)
+    assert acts["blocks.1.attn.hook_k"].shape == (batch, seq, 2, d_head)
+    assert acts["blocks.0.attn.hook_pattern"].shape == (batch, 2, seq, seq)
+    assert acts["blocks.0.hook_resid_post"].shape == (batch, seq, 16)
+    assert {"hook_embed", "hook_pos_embed", "hook_resid_final", "blocks.1.hook_mlp_out",
+            "blocks.1.attn.hook_z", "blocks.0.hook_attn_out"} <= set(acts)
+    pattern = acts["blocks.0.attn.hook_pattern"]
+    torch.testing.assert_close(pattern.sum(-1), torch.ones(batch, 2, seq))
+    assert (pattern.triu(1) == 0).all()  # causal
+
+
+@pytest.mark.parametrize("arch", ["transformer", "mlp_flat", "mlp_local"])
+def test_changing_a_later_token_never_changes_an_earlier_prediction(arch):
+    m, x = model(arch), tokens()
+    y = x.clone()
+    y[:, 6:] = (y[:, 6:] + 1) % TASK.vocab_size
+    torch.testing.assert_close(m(x)[:, :6], m(y)[:, :6])
+    if arch != "mlp_local":  # the control sees no context; the others must
+        assert not torch.allclose(m(x)[:, 6:], m(y)[:, 6:])
+
+
+def test_hooks_are_removed_even_when_the_body_fails():
+    m = model()
+    with pytest.raises(RuntimeError):
+        with m.hooks([zero_output("blocks.0.hook_attn_out")]):
+            raise RuntimeError
+    assert all(not hp._forward_hooks for hp in m.hook_points.values())
+    with pytest.raises(ValueError, match="no hook point"):
+        with m.hooks([("blocks.9.hook_attn_out", lambda x, n: x)]):
+            pass
+
+
+def test_zero_head_removes_exactly_that_heads_contribution():
+    m, x = model(), tokens()
+    _, acts = m.run_with_cache(x, ["blocks.1.attn.hook_z", "blocks.1.hook_attn_out"])
+    z = acts["blocks.1.attn.hook_z"].clone()
+    z[:, :, 1] = 0
+    expected = m.blocks[1].attn.W_O(z.flatten(2))
+    captured = {}
+    with m.hooks([zero_head(1, 1), ("blocks.1.hook_attn_out", lambda a, n: captured.setdefault("a", a))]):
+        m(x)
+    torch.testing.assert_close(captured["a"], expected)
+
+
+def test_skipping_every_block_leaves_embedding_to_unembedding():
+    m, x = model(), tokens()
+    with m.hooks([h for layer in range(2) for h in skip_block(layer)]):
+        skipped = m(x)
+    positions = torch.arange(x.shape[1])
+    direct = m.unembed(m.norm_final(m.embed(x) + m.pos_embed(positions)))
+    torch.testing.assert_close(skipped, direct)
+
+
+def test_checkpoint_round_trip_is_strict_and_exact(tmp_path):
+    cfg = RunConfig(TASK, SMALL["transformer"], TrainConfig(steps=3, batch_size=4, warmup=1, eval_every=3, eval_size=8))
+    run = cache.get_or_train(cfg, progress=False)
+    loaded = cache.load(cache.run_path(cfg))
+    for (name, a), (_, b) in zip(run.model.state_dict().items(), loaded.model.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+    saved = torch.load(cache.run_path(cfg), weights_only=True)
+    del saved["state_dict"]["unembed.bias"]
+    torch.save(saved, tmp_path / "broken.pt")
+    with pytest.raises(RuntimeError, match="unembed.bias"):
+        cache.load(tmp_path / "broken.pt")
+
+
+@pytest.mark.parametrize("bad,word", [({"arch": "rnn"}, "arch"), ({"d_model": 10, "n_heads": 4}, "divisible"),
+                                      ({"n_layers": 0}, "positive")])
+def test_model_config_rejects_nonsense(bad, word):
+    with pytest.raises(ValueError, match=word):
+        ModelConfig(**bad)

@@ -1,0 +1,64 @@
+import itertools
+
+import pytest
+import torch
+
+from lib.tasks import make_task
+
+
+def brute_force_predictive(V, keys, values, t):
+    """p(pi(k_t) = y | first t pairs) by enumerating all V! bijections."""
+    counts = torch.zeros(V, dtype=torch.float64)
+    for pi in itertools.permutations(range(V)):
+        if all(pi[k] == v for k, v in zip(keys[:t], values[:t])):
+            counts[pi[keys[t]]] += 1
+    return counts / counts.sum()
+
+
+@pytest.mark.parametrize("V,L", [(4, 4), (5, 3), (2, 1)])
+def test_bijection_posterior_matches_enumeration(V, L):
+    task = make_task("bijection", V=V, L=L)
+    batch = task.sample(6, torch.Generator().manual_seed(V * 10 + L))
+    for tokens, posterior, labels in zip(batch.tokens, batch.posterior, batch.labels):
+        keys = tokens[0::2].tolist()
+        values = labels.tolist()
+        for t in range(L):
+            torch.testing.assert_close(posterior[t], brute_force_predictive(V, keys, values, t))
+
+
+def test_bijection_sequence_layout():
+    task = make_task("bijection", V=20, L=19)
+    batch = task.sample(256, torch.Generator().manual_seed(0))
+    keys, values = batch.tokens[:, 0::2], batch.tokens[:, 1::2] - 20
+    assert batch.tokens.shape == (256, 37) and batch.posterior.shape == (256, 19, 20)
+    assert ((keys >= 0) & (keys < 20)).all() and ((values >= 0) & (values < 20)).all()
+    # keys without replacement, and a bijection: values distinct too
+    assert all(len(set(row.tolist())) == 19 for row in keys)
+    assert all(len(set(row.tolist())) == 18 for row in values)
+    # next-token supervision: the label at key position 2t is the value that follows it
+    torch.testing.assert_close(batch.labels[:, :-1], values)
+    torch.testing.assert_close(batch.query_pos, torch.arange(0, 37, 2))
+    # the posterior gives the observed label positive probability, and entropy log2(V - t)
+    assert (batch.posterior.gather(-1, batch.labels[..., None]) > 0).all()
+    support = (batch.posterior > 0).sum(-1)
+    torch.testing.assert_close(support, (20 - torch.arange(19)).expand(256, 19))
+
+
+def test_bijection_sampling_is_seeded_and_uniform():
+    task = make_task("bijection", V=5, L=4)
+    a = task.sample(20_000, torch.Generator().manual_seed(1))
+    b = task.sample(20_000, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a.tokens, b.tokens)
+    freq = torch.bincount(a.labels[:, 0], minlength=5) / 20_000  # pi(k1) is uniform
+    torch.testing.assert_close(freq, torch.full((5,), 0.2), atol=0.015, rtol=0)
+
+
+@pytest.mark.parametrize("params,word", [({"V": 1}, "V"), ({"V": 5, "L": 6}, "L"), ({"V": 5, "L": 0}, "L")])
+def test_bijection_rejects_bad_parameters(params, word):
+    with pytest.raises(ValueError, match=f"{word} must"):
+        make_task("bijection", **params)
+
+
+def test_unknown_task_is_an_error():
+    with pytest.raises(ValueError, match="unknown task"):
+        make_task("bijections")

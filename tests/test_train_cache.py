@@ -1,0 +1,74 @@
+import dataclasses
+import shutil
+
+import pytest
+import torch
+
+from lib import cache, metrics, paths, train
+from lib.config import ModelConfig, RunConfig, TrainConfig
+from lib.tasks import make_task
+
+CFG = RunConfig(make_task("bijection", V=6, L=5), ModelConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32),
+                TrainConfig(steps=30, batch_size=16, lr=3e-3, warmup=3, eval_every=10, eval_size=32))
+
+
+def test_same_seed_gives_identical_runs_and_other_seeds_differ():
+    a, b = train.train(CFG, progress=False), train.train(CFG, progress=False)
+    c = train.train(dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, seed=1)), progress=False)
+    for name, tensor in a.model.state_dict().items():
+        assert torch.equal(tensor, b.model.state_dict()[name]), name
+    assert a.history == [dict(row) for row in b.history]
+    assert not torch.equal(a.model.unembed.weight, c.model.unembed.weight)
+
+
+def test_training_learns_far_beyond_the_uniform_predictor():
+    run = train.train(dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=300, eval_every=50)),
+                      progress=False)
+    uniform = metrics.uniform_scores(train.eval_batch(CFG.task, CFG.train.eval_size, torch.device("cpu")))
+    assert run.history[-1]["entropy_mae"] < 0.3 * uniform.summary()["entropy_mae"]
+    assert run.history[-1]["entropy_mae"] < 0.5 * run.history[0]["entropy_mae"]
+
+
+def test_soft_and_sampled_losses_agree_in_expectation():
+    """E_label[-log q(label)] = -sum_y p(y) log q(y): the two objectives share the minimiser."""
+    task = make_task("bijection", V=6, L=5)
+    batch = task.sample(4, torch.Generator().manual_seed(0))
+    logits = torch.randn(4, task.seq_len, task.n_out, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    soft = train.loss_fn(logits, batch, "soft")
+    log_q = logits[:, batch.query_pos].log_softmax(-1)
+    torch.testing.assert_close(soft, -(batch.posterior * log_q).sum(-1).mean())
+    sampled = train.loss_fn(logits, batch, "sampled")
+    torch.testing.assert_close(sampled, -log_q.gather(-1, batch.labels[..., None]).mean())
+
+
+def test_cache_key_changes_with_config_and_with_training_code(tmp_path, monkeypatch):
+    key = cache.run_key(CFG)
+    assert cache.run_key(dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, lr=1e-3))) != key
+    assert cache.run_key(dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, d_mlp=64))) != key
+    copy = tmp_path / "repo"
+    shutil.copytree(paths.ROOT / "lib", copy / "lib")
+    monkeypatch.setattr(paths, "ROOT", copy)
+    assert cache.run_key(CFG) == key
+    (copy / "lib" / "plotting.py").write_text("# analysis-only modules do not invalidate runs\n")
+    assert cache.run_key(CFG) == key
+    with open(copy / "lib" / "train.py", "a") as f:
+        f.write("\n# a change to the training code\n")
+    assert cache.run_key(CFG) != key
+
+
+def test_get_or_train_reuses_a_finished_run_and_ignores_half_written_ones(monkeypatch):
+    path = cache.run_path(CFG)
+    path.parent.mkdir(parents=True)
+    path.with_name(path.name + ".tmp").write_bytes(b"interrupted")
+    first = cache.get_or_train(CFG, progress=False)
+    monkeypatch.setattr(cache, "train", lambda *a, **k: pytest.fail("a cached run was retrained"))
+    second = cache.get_or_train(CFG, progress=False)
+    assert second.history == first.history
+    assert torch.equal(second.model.unembed.weight, first.model.unembed.weight)
+
+
+def test_bad_training_parameters_are_errors():
+    with pytest.raises(ValueError, match="target"):
+        TrainConfig(target="hard")
+    with pytest.raises(ValueError, match="warmup"):
+        TrainConfig(steps=10, warmup=20)
