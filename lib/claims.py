@@ -33,7 +33,7 @@ class Claim:
     id: str
     title: str
     chapter: str
-    paper: dict                       # {"value", "unit", "source"}; value None where the paper gives none
+    paper: dict                       # {"value", "unit", "source", "others"}; value None where the paper gives none
     headline: str                     # the measured quantity reported as "ours"
     metric: str                       # what the headline quantity is, in words
     conditions: tuple[Condition, ...]  # all hold: reproduced; some: partly; none: not reproduced
@@ -45,8 +45,9 @@ CLAIMS = {c.id: c for c in [
         title="Transformer matches the Bayesian posterior on bijection elimination; a capacity-matched MLP does not",
         chapter="book/01_bijection.ipynb",
         paper={"value": 0.007, "unit": "bits",
-               "source": "authors' README key results and the v3 architecture table (0.007); "
-                         "v1 reports 3e-3; MLP 1.85 bits (README, v1 summaries)"},
+               "source": "authors' README key results and the v3 architecture table (via a third-party "
+                         "note); v1 (via third-party summaries) reports 3e-3; MLP 1.85 bits (README, v1 summaries)",
+               "others": {"transformer (v1)": 0.003, "MLP": 1.85}},
         headline="transformer_mae",
         metric="per-sample entropy MAE over all 19 key positions, mean over seeds",
         conditions=(Condition("transformer_mae", "<=", 0.01),

@@ -93,3 +93,11 @@ def bootstrap_ci(per_sequence: torch.Tensor, n_boot: int = 2000, seed: int = 0,
     means = values[:, idx].mean(dim=(0, 2))
     tail = (1 - level) / 2
     return means.quantile(tail).item(), means.quantile(1 - tail).item()
+
+
+def across_seeds(per_seed: list[Scores], field: str = "entropy_error") -> dict:
+    """Mean of a per-(sequence, position) field over positions, sequences and seeds, with a
+    95% interval that resamples sequences (the seeds share one evaluation batch)."""
+    per_sequence = torch.stack([getattr(s, field).mean(1) for s in per_seed])  # [n_seeds, n_sequences]
+    return {"mean": per_sequence.mean().item(), "ci95": bootstrap_ci(per_sequence),
+            "per_seed": per_sequence.mean(1).tolist()}

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: no widget dependency in notebooks
 
 from lib import metrics
 from lib.config import RunConfig

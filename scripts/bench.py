@@ -1,0 +1,64 @@
+"""Training speed and peak memory of each chapter-1 model on this machine.
+
+    python scripts/bench.py [--profile default] [--steps 200]
+
+Each model is timed in its own process, so the peak resident memory is its own.
+"""
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from lib import profiles
+from lib.model import build_model
+from lib.train import default_device, loss_fn
+
+
+def bench_one(profile: str, name: str, steps: int) -> dict:
+    cfg = profiles.c1(profile)["runs"][name][0]
+    device = default_device()
+    task, tc = cfg.task, cfg.train
+    model = build_model(cfg.model, task).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr)
+    gen = torch.Generator(device).manual_seed(0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        task.sample(tc.batch_size, gen)
+    sample_ms = (time.perf_counter() - t0) / steps * 1e3
+    for step in range(steps + 10):  # 10 warm-up steps
+        if step == 10:
+            t0 = time.perf_counter()
+        batch = task.sample(tc.batch_size, gen)
+        loss = loss_fn(model(batch.tokens), batch, tc.target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    seconds = time.perf_counter() - t0
+    return {"model": name, "device": str(device), "threads": torch.get_num_threads(),
+            "batch": tc.batch_size, "steps_per_s": round(steps / seconds, 1),
+            "sample_ms_per_batch": round(sample_ms, 2),
+            "minutes_for_profile_steps": round(tc.steps / (steps / seconds) / 60, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(bench_one(args.profile, args.one, args.steps)))
+        return
+    for name in profiles.c1(args.profile)["runs"]:
+        out = subprocess.run([sys.executable, __file__, "--profile", args.profile, "--steps", str(args.steps),
+                              "--one", name], capture_output=True, text=True, check=True)
+        print(out.stdout.strip(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Every chapter executes on the smoke profile and writes a well-formed claim record;
+every .py/.ipynb pair is in sync."""
+import json
+import re
+
+import jupytext
+import papermill
+import pytest
+
+from lib import claims, paths
+
+CHAPTERS = sorted((paths.ROOT / "book").glob("[0-9][0-9]_*.py"))
+CLAIM_IDS = {"01_bijection": ["C1"]}
+
+
+def test_every_chapter_is_listed_here():
+    assert {c.stem for c in CHAPTERS} == set(CLAIM_IDS)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_chapter_executes_on_smoke_and_records_its_claims(chapter, tmp_path):
+    records = [paths.BUILD / "smoke" / "claims" / f"{cid}.json" for cid in CLAIM_IDS[chapter.stem]]
+    for rec in records:
+        rec.unlink(missing_ok=True)
+    source = tmp_path / f"{chapter.stem}.ipynb"
+    jupytext.write(jupytext.read(chapter), source)
+    executed = tmp_path / f"{chapter.stem}.out.ipynb"
+    papermill.execute_notebook(source, executed, parameters={"profile": "smoke"},
+                               cwd=chapter.parent, kernel_name="python3", progress_bar=False)
+    outputs = "".join("".join(o.get("text", "")) for cell in json.loads(executed.read_text())["cells"]
+                      for o in cell.get("outputs", []))
+    for rec_path in records:
+        rec = json.loads(rec_path.read_text())
+        assert rec["ours"]["profile"] == "smoke"
+        assert rec["verdict"] in claims.VERDICTS
+        assert rec["verdict"] == claims.verdict(claims.CLAIMS[rec["id"]], {
+            c["condition"].split()[0]: c["value"] for c in rec["conditions"]})
+        lo, hi = rec["ours"]["ci95"]
+        assert lo <= rec["ours"]["value"] <= hi
+        assert rec["paper"]["source"] and rec["threshold"]
+        assert claims.one_line(rec) in outputs  # the notebook prints the verdict it recorded
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_py_and_ipynb_are_paired_and_in_sync(chapter):
+    notebook = chapter.with_suffix(".ipynb")
+    assert notebook.exists(), f"{notebook.name} missing: run `jupytext --sync {chapter}`"
+    text = lambda nb: [(c.cell_type, c.source.strip()) for c in nb.cells]  # noqa: E731
+    assert text(jupytext.read(chapter)) == text(jupytext.read(notebook)), \
+        f"{chapter.name} and {notebook.name} differ: run `jupytext --sync {chapter}`"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_committed_notebook_ran_on_the_default_profile_without_errors(chapter):
+    nb = json.loads(chapter.with_suffix(".ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(c.get("execution_count") for c in code), "a code cell was never executed"
+    assert not [o for c in code for o in c.get("outputs", []) if o["output_type"] == "error"]
+    params = next(c for c in code if "parameters" in c["metadata"].get("tags", []))
+    assert re.search(r'profile\s*=\s*"default"', "".join(params["source"]))
