@@ -53,6 +53,70 @@ CLAIMS = {c.id: c for c in [
         conditions=(Condition("transformer_mae", "<=", 0.01),
                     Condition("mlp_flat_over_transformer", ">=", 10.0)),
     ),
+    Claim(
+        id="G1",
+        title="Advantage-based routing law: dL/ds_ij = a_ij (b_ij - sum_k a_ik b_ik), b_ij = u_i . v_j, "
+              "holds exactly for every softmax head",
+        chapter="book/05_gradient_laws.ipynb",
+        paper={"value": None, "unit": "relative error",
+               "source": "boxed core result of every abstract version (P2-abs v1-v3); the paper gives no "
+                         "numerical check and the official code none (spec paper2_3.md §2.1, §2.5)",
+               "others": {}},
+        headline="model_rel_err",
+        metric="max over layers, heads and the score, query and key gradients of "
+               "max|law - autograd| / max|autograd|, float32, inside chapter 1's trained transformer",
+        conditions=(Condition("random_head_rel_err", "<=", 1e-10),
+                    Condition("random_head_row_sum", "<=", 1e-12),
+                    Condition("model_rel_err", "<=", 1e-4)),
+    ),
+    Claim(
+        id="G2",
+        title="Responsibility-weighted value law: dL/dv_j = sum_i a_ij u_i (exact for free values; "
+              "a W_V step moves values by a kernel-smoothed version)",
+        chapter="book/05_gradient_laws.ipynb",
+        paper={"value": None, "unit": "relative error",
+               "source": "boxed core result of every abstract version (P2-abs v1-v3); no numerical check "
+                         "in the paper or the official code (spec paper2_3.md §2.1, §2.3.3)",
+               "others": {}},
+        headline="model_rel_err",
+        metric="max over layers and heads of max|law - autograd| / max|autograd| for dL/dv and "
+               "dL/dW_V, float32, inside chapter 1's trained transformer",
+        conditions=(Condition("random_head_rel_err", "<=", 1e-10),
+                    Condition("model_rel_err", "<=", 1e-4)),
+    ),
+    Claim(
+        id="G3",
+        title="Positive feedback: a value step raises the advantage A_ij of the queries already "
+              "attending to value j, at the first-order rate eta * a_ij * |u_i|^2",
+        chapter="book/05_gradient_laws.ipynb",
+        paper={"value": None, "unit": "slope / eta",
+               "source": "P2-abs (coupled specialisation, stated without a number); the rate eta comes from "
+                         "the first-order derivation in spec paper2_3.md §2.3.5",
+               "others": {"first-order prediction": 1.0}},
+        headline="slope_over_eta",
+        metric="within-query least-squares slope of the change in advantage after one free-value "
+               "gradient step (forward and backward recomputed) on a_ij |u_i|^2, divided by eta, "
+               "at the smallest eta, pooled over random float64 heads with a cross-entropy read-out",
+        conditions=(Condition("slope_over_eta", ">=", 0.9),
+                    Condition("slope_over_eta", "<=", 1.1)),
+    ),
+    Claim(
+        id="G6",
+        title="The 'EM-like' schedule (10x learning rate on W_V) converges faster than plain gradient "
+              "descent on the sticky Markov chain, and both end close to the Bayesian minimum",
+        chapter="book/05_gradient_laws.ipynb",
+        paper={"value": 2.3, "unit": "x (speed-up)",
+               "source": "authors' README ('2.3x faster') and reproduction notes ('430 vs 1000 steps'); "
+                         "v2 abstract: 'EM converges much faster, and predictive entropy for both is close "
+                         "to minimum Bayesian entropy' (spec paper2_3.md §2.6.4)",
+               "others": {"EM steps to SGD's final loss": 430, "SGD steps": 1000}},
+        headline="em_speedup",
+        metric="official metric: budget / mean over seeds of the first step at which the EM-like arm's "
+               "training loss is below the seeds' mean final SGD loss, at the paper's 1000-step budget",
+        conditions=(Condition("em_speedup", ">=", 1.5),
+                    Condition("em_over_wo_control", ">=", 1.0),
+                    Condition("entropy_gap_nats", "<=", 0.05)),
+    ),
 ]}
 
 
