@@ -8,8 +8,10 @@ and a restarted `make reproduce` redoes only what is missing.
 Used by: every chapter that trains.
 """
 import hashlib
+import inspect
 import json
 import os
+from pathlib import Path
 
 import torch
 
@@ -18,22 +20,26 @@ from lib.config import RunConfig
 from lib.model import build_model
 from lib.train import Run, train
 
-# The code a trained run depends on. Analysis-only modules are left out on purpose.
-TRAINING_SOURCES = ("config.py", "model.py", "train.py", "metrics.py", "tasks")
+# The code every trained run depends on, plus (in `source_files`) its own task's module.
+# Analysis-only modules and the task registry (names -> classes) are left out on purpose,
+# so that adding a chapter's task or analysis never invalidates another chapter's runs.
+TRAINING_SOURCES = ("config.py", "model.py", "train.py", "metrics.py", "tasks/batch.py")
 
 
-def code_hash() -> str:
-    lib = paths.ROOT / "lib"
-    files = sorted(f for name in TRAINING_SOURCES for f in
-                   ((lib / name).rglob("*.py") if (lib / name).is_dir() else [lib / name]))
+def source_files(cfg: RunConfig) -> list[Path]:
+    task_module = Path(inspect.getfile(type(cfg.task))).relative_to(Path(__file__).parent)
+    return [paths.ROOT / "lib" / name for name in (*TRAINING_SOURCES, task_module.as_posix())]
+
+
+def code_hash(cfg: RunConfig) -> str:
     digest = hashlib.sha256()
-    for f in files:
-        digest.update(f.relative_to(lib).as_posix().encode() + b"\0" + f.read_bytes())
+    for f in source_files(cfg):
+        digest.update(f.relative_to(paths.ROOT).as_posix().encode() + b"\0" + f.read_bytes())
     return digest.hexdigest()
 
 
 def run_key(cfg: RunConfig) -> str:
-    blob = json.dumps(cfg.to_dict(), sort_keys=True) + code_hash()
+    blob = json.dumps(cfg.to_dict(), sort_keys=True) + code_hash(cfg)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

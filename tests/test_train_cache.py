@@ -45,15 +45,16 @@ def test_cache_key_changes_with_config_and_with_training_code(tmp_path, monkeypa
     key = cache.run_key(CFG)
     assert cache.run_key(dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, lr=1e-3))) != key
     assert cache.run_key(dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, d_mlp=64))) != key
-    copy = tmp_path / "repo"
-    shutil.copytree(paths.ROOT / "lib", copy / "lib")
-    monkeypatch.setattr(paths, "ROOT", copy)
-    assert cache.run_key(CFG) == key
-    (copy / "lib" / "plotting.py").write_text("# analysis-only modules do not invalidate runs\n")
-    assert cache.run_key(CFG) == key
-    with open(copy / "lib" / "train.py", "a") as f:
-        f.write("\n# a change to the training code\n")
-    assert cache.run_key(CFG) != key
+    original = paths.ROOT
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    for edited in [None, "plotting.py", "tasks/another_task.py", "train.py", "model.py", "tasks/bijection.py"]:
+        shutil.rmtree(tmp_path / "lib", ignore_errors=True)
+        shutil.copytree(original / "lib", tmp_path / "lib")
+        if edited:
+            with open(tmp_path / "lib" / edited, "a") as f:
+                f.write("\n# an edit\n")
+        # analysis-only modules and other chapters' tasks leave the key alone; training code does not
+        assert (cache.run_key(CFG) == key) == (edited in (None, "plotting.py", "tasks/another_task.py")), edited
 
 
 def test_get_or_train_reuses_a_finished_run_and_ignores_half_written_ones(monkeypatch):

@@ -7,9 +7,10 @@ Tasks take a `torch.Generator` and never touch global RNG state.
 """
 from lib.tasks.batch import Batch
 from lib.tasks.bijection import Bijection
+from lib.tasks.hmm import HMM
 
 
-TASKS = {task.name: task for task in (Bijection,)}
+TASKS = {task.name: task for task in (Bijection, HMM)}
 
 
 def make_task(name: str, **params):
