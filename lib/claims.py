@@ -54,6 +54,45 @@ CLAIMS = {c.id: c for c in [
                     Condition("mlp_flat_over_transformer", ">=", 10.0)),
     ),
     Claim(
+        id="C2",
+        title="Transformer matches the Bayesian filtering posterior on HMMs",
+        chapter="book/02_hmm.ipynb",
+        paper={"value": 7.5e-5, "unit": "bits",
+               "source": "v1 main table via third-party summaries and the authors' README ('per-position'): "
+                         "consistent only with the cancelling aggregator or a KL; the v3 architecture table "
+                         "(via a third-party note) gives 0.049 per-sample; MLP 0.409 (v1 summaries)",
+               "others": {"transformer per-sample (v3)": 0.049, "MLP": 0.409, "LSTM (v3)": 0.411}},
+        headline="transformer_mae",
+        metric="per-sample entropy MAE over the 20 observations at K=20, mean over seeds",
+        conditions=(Condition("uniform_over_transformer", ">=", 10.0),
+                    Condition("transformer_kl", "<=", 1e-3)),
+    ),
+    Claim(
+        id="C3",
+        title="Filtering generalises smoothly from K=20 to longer sequences",
+        chapter="book/02_hmm.ipynb",
+        paper={"value": 0.029, "unit": "bits",
+               "source": "authors' README (K=50 mean over all 50 positions; v1 summaries: 2.88e-2); "
+                         "K=30: 0.012 (REPRODUCE.md)",
+               "others": {"K=30": 0.012}},
+        headline="k50_mae",
+        metric="transformer per-sample entropy MAE at K=50, mean over all 50 positions and seeds",
+        conditions=(Condition("k50_mae", ">=", 0.029 / 3), Condition("k50_mae", "<=", 0.029 * 3),
+                    Condition("extrapolation_spearman", ">=", 0.8),
+                    Condition("largest_step_fraction", "<=", 0.25)),
+    ),
+    Claim(
+        id="C4",
+        title="Without attention in its top two layers the transformer fits K=20 but fails at K=50",
+        chapter="book/02_hmm.ipynb",
+        paper={"value": 1.79, "unit": "bits",
+               "source": "v1 via third-party summaries: 1.57e-3 bits at K=20, 1.79 bits at K=50",
+               "others": {"K=20": 1.57e-3}},
+        headline="attn_off_k50_mae",
+        metric="per-sample entropy MAE at K=50 of the transformer without attention in its top two blocks",
+        conditions=(Condition("attn_off_k50_over_k20", ">=", 10.0),),
+    ),
+    Claim(
         id="G1",
         title="Advantage-based routing law: dL/ds_ij = a_ij (b_ij - sum_k a_ik b_ik), b_ij = u_i . v_j, "
               "holds exactly for every softmax head",
