@@ -52,14 +52,14 @@ def load(path) -> Run:
     cfg = RunConfig.from_dict(saved["config"])
     model = build_model(cfg.model, cfg.task)
     model.load_state_dict(saved["state_dict"], strict=True)
-    return Run(cfg, model.eval(), saved["history"], saved["train_seconds"])
+    return Run(cfg, model.eval(), saved["history"], saved["train_seconds"], saved["snapshots"])
 
 
 def save(run: Run, path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique: two processes may train the same run
     torch.save({"config": run.config.to_dict(), "state_dict": run.model.state_dict(),
-                "history": run.history, "train_seconds": run.train_seconds}, tmp)
+                "history": run.history, "train_seconds": run.train_seconds, "snapshots": run.snapshots}, tmp)
     os.replace(tmp, path)
 
 

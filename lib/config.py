@@ -8,16 +8,19 @@ from dataclasses import dataclass
 
 from lib.tasks import make_task
 
-ARCHS = ("transformer", "mlp_flat", "mlp_local")
+ARCHS = ("transformer", "mlp_flat", "mlp_local", "lstm")
 TARGETS = ("soft", "sampled")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "transformer"  # transformer | mlp_flat (sees the prefix) | mlp_local (sees one token)
-    d_model: int = 64          # residual width (for the MLPs: hidden width)
-    n_layers: int = 2          # transformer blocks, or residual MLP blocks
+    arch: str = "transformer"  # transformer | mlp_flat (sees the prefix) | mlp_local (sees one token) | lstm
+    d_model: int = 64          # residual width (MLPs, LSTM: hidden width)
+    n_layers: int = 2          # transformer blocks, residual MLP blocks, or stacked LSTM layers
     n_heads: int = 4           # transformer only
-    d_mlp: int = 256           # hidden width inside each MLP sub-block
+    d_mlp: int = 256           # hidden width inside each MLP sub-block (unused by the LSTM)
+    attention_off_top: int = 0  # transformer only: the top n blocks have no attention (Paper I's C4 variant)
+    d_embed: int = 0           # MLPs only: 0 = one input row per (position, token), i.e. a linear layer on
+                               # the one-hot prefix; n > 0 = shared n-dim token embeddings, flattened
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -26,6 +29,10 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: sizes must be positive, got {self}")
         if self.arch == "transformer" and self.d_model % self.n_heads:
             raise ValueError(f"ModelConfig: d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.d_embed < 0 or (self.d_embed and not self.arch.startswith("mlp")):
+            raise ValueError(f"ModelConfig: d_embed must be 0, or positive for an MLP, got {self}")
+        if not 0 <= self.attention_off_top <= self.n_layers or (self.attention_off_top and self.arch != "transformer"):
+            raise ValueError(f"ModelConfig: attention_off_top must be in 0..n_layers for a transformer, got {self}")
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -39,8 +46,12 @@ class TrainConfig:
     seed: int = 0              # model initialisation and training data
     eval_every: int = 250      # learning-curve spacing, in steps
     eval_size: int = 512       # sequences in the fixed learning-curve batch
+    snapshots: tuple[int, ...] = ()  # steps at which to keep a copy of the weights (training dynamics)
 
     def __post_init__(self):
+        object.__setattr__(self, "snapshots", tuple(self.snapshots))  # JSON gives a list back
+        if any(not 1 <= s <= self.steps for s in self.snapshots):
+            raise ValueError(f"TrainConfig: snapshot steps must be in 1..steps={self.steps}, got {self.snapshots}")
         if self.target not in TARGETS:
             raise ValueError(f"TrainConfig: unknown target {self.target!r}; choose from {TARGETS}")
         if min(self.steps, self.batch_size, self.eval_every, self.eval_size) < 1 or self.lr <= 0:

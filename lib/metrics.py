@@ -36,6 +36,10 @@ class Scores:
         out["entropy_mae_cancelling"] = self.cancelling_entropy_mae()
         return out
 
+    def at_positions(self, index) -> "Scores":
+        """The same scores restricted to some query positions (an index or slice)."""
+        return Scores(**{f.name: getattr(self, f.name)[:, index] for f in fields(self)})
+
     def per_position(self) -> dict[str, torch.Tensor]:
         return {f.name: getattr(self, f.name).mean(0) for f in fields(self)}
 
@@ -80,24 +84,3 @@ def uniform_scores(batch) -> Scores:
     """The trivial baseline: uniform over every outcome, ignoring the context."""
     posterior = batch.posterior.cpu()
     return compare(torch.full_like(posterior, 1 / posterior.shape[-1]), posterior)
-
-
-def bootstrap_ci(per_sequence: torch.Tensor, n_boot: int = 2000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of the mean, resampling sequences (never positions, which are
-    correlated within a sequence). per_sequence: [n_sequences] or [n_runs, n_sequences];
-    with runs, the same resampled sequences are averaged over runs."""
-    values = per_sequence.double().reshape(-1, per_sequence.shape[-1])
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(values.shape[1], (n_boot, values.shape[1]), generator=gen)
-    means = values[:, idx].mean(dim=(0, 2))
-    tail = (1 - level) / 2
-    return means.quantile(tail).item(), means.quantile(1 - tail).item()
-
-
-def across_seeds(per_seed: list[Scores], field: str = "entropy_error") -> dict:
-    """Mean of a per-(sequence, position) field over positions, sequences and seeds, with a
-    95% interval that resamples sequences (the seeds share one evaluation batch)."""
-    per_sequence = torch.stack([getattr(s, field).mean(1) for s in per_seed])  # [n_seeds, n_sequences]
-    return {"mean": per_sequence.mean().item(), "ci95": bootstrap_ci(per_sequence),
-            "per_seed": per_sequence.mean(1).tolist()}

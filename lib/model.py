@@ -102,21 +102,25 @@ class MLP(nn.Sequential):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm(x)), then + mlp(norm(x))."""
+    """Pre-norm transformer block: x + attn(norm(x)), then + mlp(norm(x)).
+    Without attention (Paper I's C4 variant) it is x + mlp(norm(x))."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, attention: bool = True):
         super().__init__()
-        self.norm_attn, self.norm_mlp = nn.RMSNorm(cfg.d_model), nn.RMSNorm(cfg.d_model)
-        self.attn, self.mlp = Attention(cfg), MLP(cfg.d_model, cfg.d_mlp)
+        self.norm_mlp, self.mlp = nn.RMSNorm(cfg.d_model), MLP(cfg.d_model, cfg.d_mlp)
+        self.norm_attn = nn.RMSNorm(cfg.d_model) if attention else None
+        self.attn = Attention(cfg) if attention else None
         self.hook_resid_pre = HookPoint()   # [batch, pos, d_model]
-        self.hook_attn_out = HookPoint()    # [batch, pos, d_model]
+        self.hook_attn_out = HookPoint() if attention else None  # [batch, pos, d_model]
         self.hook_resid_mid = HookPoint()   # [batch, pos, d_model]
         self.hook_mlp_out = HookPoint()     # [batch, pos, d_model]
         self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.hook_resid_pre(x)
-        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.norm_attn(x))))
+        if self.attn is not None:
+            x = x + self.hook_attn_out(self.attn(self.norm_attn(x)))
+        x = self.hook_resid_mid(x)
         return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.norm_mlp(x))))
 
 
@@ -128,7 +132,8 @@ class Transformer(Hooked):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
         self.pos_embed = nn.Embedding(seq_len, cfg.d_model)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        first_without = cfg.n_layers - cfg.attention_off_top
+        self.blocks = nn.ModuleList(Block(cfg, attention=i < first_without) for i in range(cfg.n_layers))
         self.norm_final = nn.RMSNorm(cfg.d_model)
         self.unembed = nn.Linear(cfg.d_model, n_out)
         self.hook_embed = HookPoint()        # [batch, pos, d_model]
@@ -145,16 +150,21 @@ class Transformer(Hooked):
 
 
 class ResidualMLP(Hooked):
-    """The MLP controls. At position t the input is a sum of per-(position, token) embeddings:
-    over all positions <= t (`mlp_flat`, equivalent to a linear layer on the flattened,
-    zero-padded one-hot prefix plus a position indicator) or over position t alone
-    (`mlp_local`, which cannot see the context). Then residual pre-norm MLP blocks."""
+    """The MLP controls. At position t the input is a linear map of the flattened, zero-padded
+    prefix (`mlp_flat`) or of token t alone (`mlp_local`, which cannot see the context), plus
+    an embedding of t; then residual pre-norm MLP blocks. The linear map is a sum over
+    positions j of a per-position map of token j: of its one-hot vector (a table row per
+    (position, token), d_embed=0) or of a shared d_embed-dimensional token embedding."""
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int, n_out: int):
         super().__init__()
         self.sees_prefix = cfg.arch == "mlp_flat"
         self.vocab_size = vocab_size
-        self.embed = nn.Embedding(seq_len * vocab_size, cfg.d_model)  # one table row per (position, token)
+        if cfg.d_embed:
+            self.token_embed = nn.Embedding(vocab_size, cfg.d_embed)
+            self.position_maps = nn.Parameter(torch.empty(seq_len, cfg.d_embed, cfg.d_model))  # one map per position
+        else:
+            self.embed = nn.Embedding(seq_len * vocab_size, cfg.d_model)  # one row per (position, token)
         self.query_embed = nn.Embedding(seq_len, cfg.d_model)         # which position is asking
         self.norms = nn.ModuleList(nn.LayerNorm(cfg.d_model) for _ in range(cfg.n_layers))
         self.mlps = nn.ModuleList(MLP(cfg.d_model, cfg.d_mlp) for _ in range(cfg.n_layers))
@@ -164,8 +174,12 @@ class ResidualMLP(Hooked):
         self.setup_hooks()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        x = self.embed(positions * self.vocab_size + tokens)  # [batch, pos, d_model]
+        seq = tokens.shape[1]
+        positions = torch.arange(seq, device=tokens.device)
+        if hasattr(self, "position_maps"):
+            x = torch.einsum("bpe,ped->bpd", self.token_embed(tokens), self.position_maps[:seq])
+        else:
+            x = self.embed(positions * self.vocab_size + tokens)  # [batch, pos, d_model]
         if self.sees_prefix:
             x = x.cumsum(dim=1)
         x = x + self.query_embed(positions)
@@ -174,15 +188,38 @@ class ResidualMLP(Hooked):
         return self.unembed(self.hook_resid_final(self.norm_final(x)))  # [batch, pos, n_out]
 
 
+class LSTM(Hooked):
+    """A recurrent baseline: token embeddings, stacked LSTM layers (position is implicit in the
+    recurrence), final LayerNorm, linear read-out."""
+
+    def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int, n_out: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, cfg.d_model)
+        self.lstm = nn.LSTM(cfg.d_model, cfg.d_model, num_layers=cfg.n_layers, batch_first=True)
+        self.norm_final = nn.LayerNorm(cfg.d_model)
+        self.unembed = nn.Linear(cfg.d_model, n_out)
+        self.hook_resid_final = HookPoint()  # [batch, pos, d_model], after the final norm
+        self.setup_hooks()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x, _ = self.lstm(self.embed(tokens))
+        return self.unembed(self.hook_resid_final(self.norm_final(x)))  # [batch, pos, n_out]
+
+
+ARCHITECTURES = {"transformer": Transformer, "mlp_flat": ResidualMLP, "mlp_local": ResidualMLP, "lstm": LSTM}
+
+
 def build_model(cfg: ModelConfig, task) -> Hooked:
     """The model `cfg` describes, sized for `task`'s vocabulary, length and outcomes."""
-    cls = Transformer if cfg.arch == "transformer" else ResidualMLP
+    cls = ARCHITECTURES[cfg.arch]
     model = cls(cfg, task.vocab_size, task.seq_len, task.n_out)
     for module in model.modules():  # GPT-2 initialisation: small weights, zero biases
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
+        if isinstance(module, ResidualMLP) and hasattr(module, "position_maps"):
+            nn.init.normal_(module.position_maps, std=0.02)
     return model
 
 

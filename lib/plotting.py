@@ -12,9 +12,12 @@ STYLE = {"figure.dpi": 110, "savefig.dpi": 110, "axes.spines.top": False, "axes.
          "axes.grid": True, "grid.alpha": 0.3, "font.size": 10, "legend.frameon": False}
 # One name per trained model across the book: the profile's key -> what a reader sees.
 LABELS = {"transformer": "transformer", "transformer_sampled": "transformer (sampled labels)",
-          "mlp_flat": "flat MLP", "mlp_local": "per-position MLP"}
+          "mlp_flat": "flat MLP", "mlp_flat_sampled": "flat MLP (sampled labels)",
+          "mlp_local": "per-position MLP", "lstm": "LSTM",
+          "transformer_attn_off": "transformer, top-2 attention off"}
 COLORS = {"Bayes": "black", "transformer": "C0", "transformer (sampled labels)": "C9",
-          "flat MLP": "C1", "per-position MLP": "C2", "uniform": "0.5"}
+          "flat MLP": "C1", "flat MLP (sampled labels)": "C3", "per-position MLP": "C2", "LSTM": "C4",
+          "transformer, top-2 attention off": "C5", "uniform": "0.5"}
 
 
 def _color(label: str):
@@ -36,6 +39,20 @@ def entropy_by_position(position: np.ndarray, bayes: np.ndarray, model_entropy: 
             right.semilogy(position, err, "o-", ms=3, color=_color(label), label=label)
         right.set(xlabel=xlabel, ylabel="|H(model) - H(Bayes)| (bits)", title="Per-sample entropy error")
         right.legend()
+        fig.tight_layout()
+    return fig
+
+
+def error_by_position(position: np.ndarray, errors: dict[str, np.ndarray], trained_up_to: int,
+                      ylabel: str, title: str = "") -> plt.Figure:
+    """Per-position error curves (log scale), with the positions seen in training shaded."""
+    with plt.style.context(STYLE):
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+        ax.axvspan(position[0] - 0.5, trained_up_to - 0.5, color="0.92", label="trained lengths")
+        for label, err in errors.items():
+            ax.semilogy(position, err, "o-", ms=3, color=_color(label), label=label)
+        ax.set(xlabel="observation t", ylabel=ylabel, title=title)
+        ax.legend()
         fig.tight_layout()
     return fig
 

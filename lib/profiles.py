@@ -11,7 +11,7 @@ import torch
 from lib.claims import PROFILES
 from lib.config import ModelConfig, RunConfig, TrainConfig
 from lib.model import build_model, n_params
-from lib.tasks import Bijection
+from lib.tasks import HMM, Bijection
 
 
 def check_profile(profile: str) -> None:
@@ -35,13 +35,16 @@ def _largest_at_most(count, target: int, hi: int = 1 << 16) -> int:
 
 def match_params(cfg: ModelConfig, task, target: int, mlp_ratio: int, tol: float = 0.01) -> ModelConfig:
     """`cfg` resized to `target` parameters: the largest d_model that fits with
-    d_mlp = mlp_ratio * d_model, then d_mlp fine-tuned to the closest count.
-    An error if that count is not within `tol` of `target`."""
+    d_mlp = mlp_ratio * d_model, then (for models that have one) d_mlp fine-tuned to the
+    closest count. An error if that count is not within `tol` of `target`."""
     width = _largest_at_most(lambda w: count_params(
         dataclasses.replace(cfg, d_model=w, d_mlp=mlp_ratio * w), task), target)
     sized = lambda d_mlp: dataclasses.replace(cfg, d_model=width, d_mlp=d_mlp)  # noqa: E731
-    d_mlp = _largest_at_most(lambda m: count_params(sized(m), task), target)
-    best = min((sized(d_mlp), sized(d_mlp + 1)), key=lambda c: abs(count_params(c, task) - target))
+    candidates = [sized(mlp_ratio * width), dataclasses.replace(cfg, d_model=width + 1, d_mlp=mlp_ratio * (width + 1))]
+    if count_params(sized(1), task) != count_params(sized(2), task):  # d_mlp matters: fine-tune it
+        d_mlp = _largest_at_most(lambda m: count_params(sized(m), task), target)
+        candidates += [sized(d_mlp), sized(d_mlp + 1)]
+    best = min(candidates, key=lambda c: abs(count_params(c, task) - target))
     if abs(count_params(best, task) - target) > tol * target:
         raise ValueError(f"no size of {cfg.arch} comes within {tol:.0%} of {target} parameters")
     return best
@@ -67,8 +70,9 @@ def c1(profile: str) -> dict:
     """Runs for chapter 1: {model name: [RunConfig per seed]}, plus the evaluation size.
 
     The CPU profiles train on the exact posterior as a soft target (same minimiser as the
-    paper's sampled labels, far less gradient noise); `transformer_sampled` is the paper's
-    objective, same model and steps with twice the batch, reported beside it.
+    paper's sampled labels, far less gradient noise); `transformer_sampled` and
+    `mlp_flat_sampled` use the paper's objective, same models and steps with twice the batch,
+    reported beside them.
     """
     check_profile(profile)
     size, task = C1_SIZES[profile], Bijection(V=20, L=19)
@@ -80,6 +84,49 @@ def c1(profile: str) -> dict:
     runs = {name: [RunConfig(task, m, dataclasses.replace(size["train"], seed=s)) for s in size["seeds"]]
             for name, m in models.items()}
     if size["train"].target == "soft":
-        runs["transformer_sampled"] = [RunConfig(task, transformer, dataclasses.replace(
-            size["train"], seed=size["seeds"][0], target="sampled", batch_size=2 * size["train"].batch_size))]
+        sampled = dataclasses.replace(size["train"], seed=size["seeds"][0], target="sampled",
+                                      batch_size=2 * size["train"].batch_size)
+        runs["transformer_sampled"] = [RunConfig(task, transformer, sampled)]
+        runs["mlp_flat_sampled"] = [RunConfig(task, mlp, sampled)]
     return {"runs": runs, "eval_size": size["eval_size"]}
+
+
+# Chapter 2: the HMM wind tunnel, trained at K=20 and built for K up to 50.
+C2_SIZES = {
+    "smoke": dict(transformer=ModelConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32), mlp_layers=1,
+                  train=TrainConfig(steps=40, batch_size=16, lr=3e-3, warmup=5, eval_every=20, eval_size=32),
+                  seeds=(0, 1), eval_size=64),
+    "default": dict(transformer=ModelConfig(d_model=64, n_layers=4, n_heads=4, d_mlp=256), mlp_layers=2,
+                    train=TrainConfig(steps=12_000, batch_size=64, lr=2e-3, weight_decay=0.01, warmup=500,
+                                      eval_every=500),
+                    seeds=(0, 1, 2), eval_size=2048),
+    # GPTMini of the authors' code (spec paper1.md §3.1-3.2): 9 layers, 8 heads, d=256, ff 1024.
+    "paper": dict(transformer=ModelConfig(d_model=256, n_layers=9, n_heads=8, d_mlp=1024), mlp_layers=18,
+                  train=TrainConfig(steps=50_000, batch_size=64, lr=3e-4, weight_decay=0.01, warmup=1000,
+                                    eval_every=1000),
+                  seeds=(0, 1, 2, 3, 4), eval_size=4096),
+}
+C2_TEST_K = (20, 30, 50)
+
+
+def c2(profile: str) -> dict:
+    """Runs for chapter 2: {model name: [RunConfig per seed]}, the test lengths and evaluation size.
+
+    `transformer_attn_off` is Paper I's C4 variant: the same transformer with no attention in
+    its top two blocks. The flat MLP (8-dim token embeddings, flattened: a one-hot prefix of
+    153 x 105 inputs would spend its whole budget on the first layer) and the LSTM are sized
+    to the transformer's parameter count (the LSTM as closely as its width allows)."""
+    check_profile(profile)
+    size, task = C2_SIZES[profile], HMM(K=20, K_max=max(C2_TEST_K))
+    transformer = size["transformer"]
+    target = count_params(transformer, task)
+    models = {
+        "transformer": transformer,
+        "transformer_attn_off": dataclasses.replace(transformer, attention_off_top=2),
+        "mlp_flat": match_params(ModelConfig(arch="mlp_flat", n_layers=size["mlp_layers"], d_embed=8), task,
+                                 target, mlp_ratio=2),
+        "lstm": match_params(ModelConfig(arch="lstm", n_layers=2), task, target, mlp_ratio=1, tol=0.05),
+    }
+    runs = {name: [RunConfig(task, m, dataclasses.replace(size["train"], seed=s)) for s in size["seeds"]]
+            for name, m in models.items()}
+    return {"runs": runs, "test_K": C2_TEST_K, "eval_size": size["eval_size"]}

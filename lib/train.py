@@ -36,10 +36,19 @@ class Run:
     model: Hooked
     history: list[dict] = field(default_factory=list)  # one row per learning-curve point
     train_seconds: float = 0.0
+    snapshots: dict[int, dict] = field(default_factory=dict)  # step -> state dict, at TrainConfig.snapshots
 
     @property
     def steps_per_second(self) -> float:
         return self.config.train.steps / self.train_seconds
+
+    def model_at(self, step: int) -> Hooked:
+        """The model as it was after `step` training steps (one of the configured snapshots)."""
+        if step not in self.snapshots:
+            raise ValueError(f"no snapshot at step {step}; this run kept {sorted(self.snapshots)}")
+        model = build_model(self.config.model, self.config.task)
+        model.load_state_dict(self.snapshots[step], strict=True)
+        return model.eval()
 
 
 def lr_factor(step: int, warmup: int, steps: int) -> float:
@@ -83,6 +92,8 @@ def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = T
         torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
         opt.step()
         schedule.step()
+        if step in tc.snapshots:
+            run.snapshots[step] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         if step % tc.eval_every == 0 or step == tc.steps:
             point = {"step": step, "loss": loss.item(), **metrics.score(model, curve_batch).summary()}
             run.history.append(point)

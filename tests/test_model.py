@@ -9,7 +9,8 @@ from lib.tasks import make_task
 TASK = make_task("bijection", V=6, L=5)
 SMALL = {"transformer": ModelConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32),
          "mlp_flat": ModelConfig(arch="mlp_flat", d_model=16, n_layers=2, d_mlp=32),
-         "mlp_local": ModelConfig(arch="mlp_local", d_model=16, n_layers=2, d_mlp=32)}
+         "mlp_local": ModelConfig(arch="mlp_local", d_model=16, n_layers=2, d_mlp=32),
+         "lstm": ModelConfig(arch="lstm", d_model=16, n_layers=2)}
 
 
 def tokens(n=4, seed=0):
@@ -36,7 +37,7 @@ def test_hook_points_are_named_and_shaped():
     assert (pattern.triu(1) == 0).all()  # causal
 
 
-@pytest.mark.parametrize("arch", ["transformer", "mlp_flat", "mlp_local"])
+@pytest.mark.parametrize("arch", ["transformer", "mlp_flat", "mlp_local", "lstm"])
 def test_changing_a_later_token_never_changes_an_earlier_prediction(arch):
     m, x = model(arch), tokens()
     y = x.clone()
@@ -44,6 +45,19 @@ def test_changing_a_later_token_never_changes_an_earlier_prediction(arch):
     torch.testing.assert_close(m(x)[:, :6], m(y)[:, :6])
     if arch != "mlp_local":  # the control sees no context; the others must
         assert not torch.allclose(m(x)[:, 6:], m(y)[:, 6:])
+
+
+def test_a_transformer_without_attention_sees_no_context():
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32, attention_off_top=2), TASK).eval()
+    assert not any("attn" in name for name in m.hook_points)
+    x = tokens()
+    y = x.clone()
+    y[:, :3] = (y[:, :3] + 1) % TASK.vocab_size
+    torch.testing.assert_close(m(x)[:, 3:], m(y)[:, 3:])
+    torch.manual_seed(0)
+    top_off = build_model(ModelConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32, attention_off_top=1), TASK)
+    assert "blocks.0.attn.hook_pattern" in top_off.hook_points and "blocks.1.attn.hook_pattern" not in top_off.hook_points
 
 
 def test_hooks_are_removed_even_when_the_body_fails():
@@ -92,7 +106,8 @@ def test_checkpoint_round_trip_is_strict_and_exact(tmp_path):
 
 
 @pytest.mark.parametrize("bad,word", [({"arch": "rnn"}, "arch"), ({"d_model": 10, "n_heads": 4}, "divisible"),
-                                      ({"n_layers": 0}, "positive")])
+                                      ({"n_layers": 0}, "positive"), ({"attention_off_top": 3}, "attention_off_top"),
+                                      ({"arch": "lstm", "attention_off_top": 1}, "attention_off_top")])
 def test_model_config_rejects_nonsense(bad, word):
     with pytest.raises(ValueError, match=word):
         ModelConfig(**bad)

@@ -68,8 +68,22 @@ def test_get_or_train_reuses_a_finished_run_and_ignores_half_written_ones(monkey
     assert torch.equal(second.model.unembed.weight, first.model.unembed.weight)
 
 
+def test_snapshots_keep_the_weights_of_the_requested_steps():
+    cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, snapshots=[10, 30]))
+    run = cache.get_or_train(cfg, progress=False)
+    loaded = cache.load(cache.run_path(cfg))
+    assert sorted(loaded.snapshots) == [10, 30] and loaded.config.train.snapshots == (10, 30)
+    for name, tensor in run.model.state_dict().items():
+        torch.testing.assert_close(loaded.model_at(30).state_dict()[name], tensor)
+    assert not torch.equal(loaded.model_at(10).unembed.weight, run.model.unembed.weight)
+    with pytest.raises(ValueError, match="no snapshot at step 20"):
+        loaded.model_at(20)
+
+
 def test_bad_training_parameters_are_errors():
     with pytest.raises(ValueError, match="target"):
         TrainConfig(target="hard")
     with pytest.raises(ValueError, match="warmup"):
         TrainConfig(steps=10, warmup=20)
+    with pytest.raises(ValueError, match="snapshot"):
+        TrainConfig(steps=10, warmup=1, snapshots=(11,))
