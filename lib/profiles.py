@@ -130,3 +130,35 @@ def c2(profile: str) -> dict:
     runs = {name: [RunConfig(task, m, dataclasses.replace(size["train"], seed=s)) for s in size["seeds"]]
             for name, m in models.items()}
     return {"runs": runs, "test_K": C2_TEST_K, "eval_size": size["eval_size"]}
+
+
+# Chapter 5 (Paper II, gradient laws): chapter 1's transformer is checked through its hooks;
+# the other pieces are small random heads and the EM-vs-SGD experiment.
+from lib.em_vs_sgd import EMConfig, StickyChain  # noqa: E402
+
+C5_RANDOM_HEAD = dict(n=16, T=12, d_x=6, d_k=4, d_v=5, n_out=3)  # the spec's float64 check (paper2_3.md §2.5)
+# G3: the registered instances (random heads, unit weight scale), the step sizes, and the weight
+# scales explored afterwards to explain the result.
+C5_FEEDBACK = dict(head=dict(T=16, d_x=8, d_k=4, d_v=6, n_out=5, scale=1.0), etas=(1e-4, 1e-3, 1e-2, 1e-1, 1.0),
+                   scales=(0.1, 0.3, 1.0, 3.0))
+C5_SIZES = {
+    "smoke": dict(check_batch=16, feedback_heads=20,
+                  em=EMConfig(chain=StickyChain(seq_len=200), steps=30, long_steps=60,
+                              long_arms=("sgd", "em_like"), long_seeds=1, seeds=(42, 2024), eval_every=10)),
+    # The paper's task, model, learning rates, budget and seeds; the long budget on the first seed.
+    "default": dict(check_batch=256, feedback_heads=200,
+                    em=EMConfig(steps=1000, long_steps=8000, long_arms=("sgd", "em_like"), long_seeds=1)),
+    "paper": dict(check_batch=1024, feedback_heads=1000,
+                  em=EMConfig(steps=1000, long_steps=20_000, long_arms=("sgd", "em_like", "w_o"), long_seeds=5)),
+}
+
+
+def c5(profile: str) -> dict:
+    """Chapter 5: chapter 1's first transformer run (`transformer`, trained through the cache if
+    missing), the random float64 heads (`random_head`), the positive-feedback instances
+    (`feedback`, with `feedback_heads` heads), the number of sequences for the in-model check
+    (`check_batch`) and the EM-vs-SGD experiment (`em`)."""
+    check_profile(profile)
+    size = C5_SIZES[profile]
+    return {"transformer": c1(profile)["runs"]["transformer"][0], "random_head": C5_RANDOM_HEAD,
+            "feedback": C5_FEEDBACK, **size}
