@@ -64,6 +64,7 @@ def test_book_builds_strictly_and_offline(tmp_path: Path) -> None:
         lowered = text.lower()
         for needle in FORBIDDEN:
             assert needle not in lowered, f"{name} references a CDN ({needle!r})"
+        assert "|---|" not in text, f"{name} shows a Markdown table as raw text"
         loaded = SRC_ATTR.findall(text) + [
             HREF_ATTR.search(tag).group(1) for tag in LINK_TAG.findall(text)
             if LOADING_REL.search(tag) and HREF_ATTR.search(tag)]
