@@ -58,12 +58,10 @@ import time
 import numpy as np
 import torch
 from IPython.display import Markdown, display
-from matplotlib_inline.backend_inline import set_matplotlib_formats
 from myst_nb import glue
 
-from lib import cache, claims, em_vs_sgd, gradient_plots, gradients, plotting, profiles, train
+from lib import cache, claims, em_vs_sgd, gradients, plotting, profiles, train
 
-set_matplotlib_formats("png")  # lib.plotting selects the agg backend; this still shows a returned Figure
 setup = profiles.c5(profile)
 chapter_start = time.perf_counter()
 print(f"profile={profile}: {setup['em'].chain.seq_len}-symbol sticky chain, seeds {setup['em'].seeds}, "
@@ -314,7 +312,7 @@ glue("g3_attention", feedback.sharpness["attention"], display=False)
 # %% mystnb={"figure": {"caption": "Positive feedback after one free-value gradient step on random float64 heads. Left: change in advantage per unit step against the self-term regressor, both with each query's mean removed; dashed, the self term alone (slope 1); red, the fitted slope. Right: fitted slope divided by the step size, with 95% bootstrap intervals over heads; green band, the claim's registered range.", "name": "fig-g3-feedback"}}
 G3 = claims.CLAIMS["G3"]
 band = tuple(c.bound for c in G3.conditions)
-fig = gradient_plots.positive_feedback(
+fig = plotting.positive_feedback(
     feedback.regressor.numpy(), feedback.response.numpy(), feedback.etas[0], np.array(feedback.etas),
     np.array(feedback.slope_over_eta), np.array(feedback.ci95), band)
 fig
@@ -449,7 +447,7 @@ glue("g6_minutes", experiment.seconds / 60, display=False)
 # %% mystnb={"figure": {"caption": "Full-batch gradient descent on the sticky Markov chain. Left: training loss over the paper's 1000 steps, mean over seeds (band: lowest to highest seed), with the uniform predictor, the Bayes floor (forward filter, mean over seeds) and the official threshold. Right: the long budget, loss minus the Bayes floor of the same sequence (symmetric log scale, linear within 0.01 nats of zero; below zero is below the floor), on the training sequence (solid) and on a held-out sequence (dotted, every 100 steps); the vertical line marks the paper's budget.", "name": "fig-g6-curves"}}
 labels = {name: a.label for name, a in arm_table.items()}
 n_long = em_cfg.long_seeds
-fig = gradient_plots.em_curves(
+fig = plotting.em_curves(
     {name: c.loss.numpy() for name, c in experiment.budget.items()},
     {name: c for name, c in experiment.long.items()}, labels, floor, start_loss, sgd.loss[:, -1].mean().item(),
     experiment.floor[:n_long].numpy(), experiment.test_floor[:n_long].numpy())

@@ -10,6 +10,7 @@ import torch
 
 from lib.claims import PROFILES
 from lib.config import ModelConfig, RunConfig, TrainConfig
+from lib.em_vs_sgd import EMConfig, StickyChain
 from lib.model import build_model, n_params
 from lib.tasks import HMM, Bijection
 
@@ -134,7 +135,6 @@ def c2(profile: str) -> dict:
 
 # Chapter 5 (Paper II, gradient laws): chapter 1's transformer is checked through its hooks;
 # the other pieces are small random heads and the EM-vs-SGD experiment.
-from lib.em_vs_sgd import EMConfig, StickyChain  # noqa: E402
 
 C5_RANDOM_HEAD = dict(n=16, T=12, d_x=6, d_k=4, d_v=5, n_out=3)  # the spec's float64 check (paper2_3.md §2.5)
 # G3: the registered instances (random heads, unit weight scale), the step sizes, and the weight

@@ -58,5 +58,8 @@ def test_committed_notebook_ran_on_the_default_profile_without_errors(chapter):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(c.get("execution_count") for c in code), "a code cell was never executed"
     assert not [o for c in code for o in c.get("outputs", []) if o["output_type"] == "error"]
+    figures = [c for c in code if "figure" in c["metadata"].get("mystnb", {})]
+    assert all(any("image/png" in o.get("data", {}) for o in c["outputs"]) for c in figures), \
+        "a figure cell has no image output"
     params = next(c for c in code if "parameters" in c["metadata"].get("tags", []))
     assert re.search(r'profile\s*=\s*"default"', "".join(params["source"]))
