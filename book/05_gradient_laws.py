@@ -205,7 +205,7 @@ glue("g2_random_err", g2_random, display=False)
 # compare each law with autograd per layer and head: in float32 as trained, and in a float64
 # copy. The last two columns compare the free-value step $-\eta\,\partial L/\partial v$ with the
 # step an update of $W_V$ induces, whose input is the block's normed residual stream
-# $\mathrm{RMSNorm}(\text{resid\_pre})$: their cosine, and the norm ratio at equal $\eta$.
+# `norm_attn(resid_pre)`: their cosine, and the norm ratio at equal $\eta$.
 
 # %% tags=["remove-stderr"]
 run = cache.get_or_train(setup["transformer"])
