@@ -35,6 +35,7 @@ smoke:  ## execute every chapter on the smoke profile (seconds each), outputs un
 
 book:  ## render the executed notebooks to HTML (no execution), strictly
 	$(PYTHON) scripts/vendor_mathjax.py
+	$(PYTHON) scripts/build_ledger.py
 	jupyter-book build --all -W -n --keep-going .
 
 test:  ## unit tests, smoke execution of every chapter, pairing and book build

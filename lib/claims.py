@@ -201,3 +201,36 @@ def one_line(rec: dict) -> str:
     return (f"{rec['id']} {rec['verdict'].upper()}: ours {ours['value']:.4g} {ours['unit']} "
             f"(95% CI {ours['ci95'][0]:.4g}-{ours['ci95'][1]:.4g}, {ours['seeds']} seeds, {ours['profile']} profile); "
             f"paper {paper['value']} {paper['unit']}; threshold {rec['threshold']}")
+
+
+def load_records(folder=None) -> list[dict]:
+    """Every claim record in `folder` (default data/claims), in registry order."""
+    folder = folder or paths.CLAIMS
+    order = {cid: i for i, cid in enumerate(CLAIMS)}
+    records = [json.loads(f.read_text()) for f in folder.glob("*.json")]
+    return sorted(records, key=lambda r: order.get(r["id"], len(order)))
+
+
+def ledger_markdown(records: list[dict]) -> str:
+    """The claims ledger page: a summary count, then one row per record. Every number comes
+    from the records; claims registered but not yet measured are listed as such."""
+    counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
+    pending = [cid for cid in CLAIMS if cid not in {r["id"] for r in records}]
+    cell = lambda text: str(text).replace("|", "\\|")  # noqa: E731  (a bare | ends a table cell)
+    rows = []
+    for r in records:
+        ours, paper = r["ours"], r["paper"]
+        paper_value = "—" if paper["value"] is None else f"{paper['value']:g} {paper['unit']}"
+        chapter = r["chapter"].removeprefix("book/").removesuffix(".ipynb")
+        rows.append(" | ".join([
+            f"| {r['id']}", cell(r["title"]),
+            f"{paper_value}<br><small>{cell(paper['source'])}</small>",
+            f"{ours['value']:.4g} {ours['unit']}<br><small>95% CI {ours['ci95'][0]:.4g} to {ours['ci95'][1]:.4g}; "
+            f"{ours['seeds']} seed(s), {ours['profile']} profile; {cell(ours['metric'])}; "
+            f"threshold: {cell(r['threshold'])}</small>",
+            f"**{r['verdict']}**", f"{{doc}}`{chapter}` |"]))
+    lines = [f"{len(records)} claims measured: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", ""]
+    if pending:
+        lines += [f"Registered with thresholds, not yet measured: {', '.join(pending)}.", ""]
+    lines += ["| claim | statement | paper | ours | verdict | chapter |", "|---|---|---|---|---|---|", *rows]
+    return "\n".join(lines) + "\n"

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("cdn.", "cdnjs", "jsdelivr", "unpkg", "googleapis")
-REQUIRED_PAGES = ("book/intro.html", "book/01_bijection.html")
+REQUIRED_PAGES = ("book/intro.html", "book/ledger.html", "book/01_bijection.html")
 MATHJAX_SCRIPT = re.compile(r'<script[^>]*\ssrc="([^"]*mathjax[^"]*)"', re.IGNORECASE)
 # What a page loads by itself (scripts, images, stylesheets, preloaded fonts); not the links a
 # reader clicks, nor <link rel="canonical"> and the like.
@@ -44,6 +44,8 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
 def test_book_builds_strictly_and_offline(tmp_path: Path) -> None:
     vendored = run([sys.executable, "scripts/vendor_mathjax.py"])
     assert vendored.returncode == 0, vendored.stdout + vendored.stderr
+    ledger = run([sys.executable, "scripts/build_ledger.py"])
+    assert ledger.returncode == 0, ledger.stdout + ledger.stderr
 
     build = run([jupyter_book_command(), "build", "--all", "-W", "-n", "--keep-going",
                  str(ROOT), "--path-output", str(tmp_path)])

@@ -46,3 +46,12 @@ def test_smoke_records_never_reach_data_claims(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "claims" / "C1.json").read_text())["verdict"] == "reproduced"
     with pytest.raises(ValueError, match="lack"):
         claims.record("C1", {"transformer_mae": 0.1}, "default", seeds=3, ci95=(0, 1), details={})
+
+
+def test_ledger_counts_and_lists_every_record(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
+    claims.record("C1", values(0.005, 3), "default", seeds=3, ci95=(0.004, 0.006), details={})
+    page = claims.ledger_markdown(claims.load_records())
+    assert page.startswith("1 claims measured: 0 reproduced, 1 partly reproduced, 0 not reproduced.")
+    assert "not yet measured: C2" in page and "| C1 |" in page and "**partly reproduced**" in page
+    assert "0.005 bits" in page and "{doc}`01_bijection`" in page
