@@ -11,10 +11,12 @@ STYLE = {"figure.dpi": 110, "savefig.dpi": 110, "axes.spines.top": False, "axes.
 LABELS = {"transformer": "transformer", "transformer_sampled": "transformer (sampled labels)",
           "mlp_flat": "flat MLP", "mlp_flat_sampled": "flat MLP (sampled labels)",
           "mlp_local": "per-position MLP", "lstm": "LSTM",
-          "transformer_attn_off": "transformer, top-2 attention off"}
+          "transformer_attn_off": "transformer, top-2 attention off",
+          "emission_only": "filter ignoring transitions"}
 COLORS = {"Bayes": "black", "transformer": "C0", "transformer (sampled labels)": "C9",
           "flat MLP": "C1", "flat MLP (sampled labels)": "C3", "per-position MLP": "C2", "LSTM": "C4",
-          "transformer, top-2 attention off": "C5", "uniform": "0.5"}
+          "transformer, top-2 attention off": "C5", "uniform": "0.5",
+          "filter ignoring transitions": "0.3"}
 
 
 def _detached(fig: plt.Figure) -> plt.Figure:

@@ -1,26 +1,36 @@
-"""The book builds strictly and renders offline.
+"""The book builds strictly and renders offline, in a real browser.
 
-Builds the real repository (the same command as `make book`, with the output in a temporary
-folder) and checks that:
+Builds the real repository once (the same command as `make book`, with the output in a
+temporary folder) and checks that:
 - the build exits 0 and prints no warning (-W already turns warnings into a non-zero exit;
   the text check also catches Jupyter Book's own "[Warning]" boxes, which do not);
 - no page loads anything from a CDN: maths, theme and search must work with no network;
-- the MathJax <script> points at the vendored copy, and that file is in the output.
-Takes a few seconds: notebooks are not executed (execute_notebooks: "off").
+- the MathJax <script> points at the vendored copy, and that file is in the output;
+- served on 127.0.0.1 and opened in headless Chromium (Debian's `chromium`), every page
+  typesets its maths, every figure loads, search finds a chapter, and no request leaves the
+  machine. Screenshots go to _build/screenshots.
+Takes under a minute: notebooks are not executed (execute_notebooks: "off").
 """
 
 from __future__ import annotations
 
+import functools
+import http.server
+import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("cdn.", "cdnjs", "jsdelivr", "unpkg", "googleapis")
-REQUIRED_PAGES = ("book/intro.html", "book/ledger.html", "book/01_bijection.html")
+REQUIRED_PAGES = ("book/intro.html", "book/ledger.html", "book/differences.html", "book/01_bijection.html")
 MATHJAX_SCRIPT = re.compile(r'<script[^>]*\ssrc="([^"]*mathjax[^"]*)"', re.IGNORECASE)
 # What a page loads by itself (scripts, images, stylesheets, preloaded fonts); not the links a
 # reader clicks, nor <link rel="canonical"> and the like.
@@ -41,20 +51,27 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-def test_book_builds_strictly_and_offline(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def build(tmp_path_factory) -> tuple[Path, str]:
+    """The book built once for this module: (html folder, build log)."""
+    out = tmp_path_factory.mktemp("book")
     vendored = run([sys.executable, "scripts/vendor_mathjax.py"])
     assert vendored.returncode == 0, vendored.stdout + vendored.stderr
     ledger = run([sys.executable, "scripts/build_ledger.py"])
     assert ledger.returncode == 0, ledger.stdout + ledger.stderr
 
-    build = run([jupyter_book_command(), "build", "--all", "-W", "-n", "--keep-going",
-                 str(ROOT), "--path-output", str(tmp_path)])
-    log = build.stdout + build.stderr
-    assert build.returncode == 0, f"book build failed:\n{log[-5000:]}"
+    built = run([jupyter_book_command(), "build", "--all", "-W", "-n", "--keep-going",
+                 str(ROOT), "--path-output", str(out)])
+    log = built.stdout + built.stderr
+    assert built.returncode == 0, f"book build failed:\n{log[-5000:]}"
+    return out / "_build" / "html", log
+
+
+def test_book_builds_strictly_and_offline(build) -> None:
+    html, log = build
     warnings = [line for line in log.splitlines() if "WARNING" in line or "[Warning]" in line]
     assert not warnings, "book build printed warnings:\n" + "\n".join(warnings)
 
-    html = tmp_path / "_build" / "html"
     for page in REQUIRED_PAGES:
         assert (html / page).is_file(), f"{page} was not built"
 
@@ -84,3 +101,78 @@ def test_book_builds_strictly_and_offline(tmp_path: Path) -> None:
     # CommonHTML output fetches its fonts relative to the script: they must be there too.
     fonts = html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
     assert (fonts / "MathJax_Main-Regular.woff").is_file(), "MathJax fonts missing from output"
+
+
+# Chromium's own background traffic is switched off: this machine has no network, and every
+# request a page makes must go to the local server anyway.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SEARCH_TERM, SEARCH_HIT = "bijection", "01_bijection.html"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def served(directory: Path):
+    """`directory` served over HTTP on 127.0.0.1 (a free port) for the duration of the block."""
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not found:
+        message = "no chromium on PATH (Debian: apt-get install chromium)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    return found
+
+
+def test_book_in_a_browser(build) -> None:
+    from playwright.sync_api import sync_playwright
+
+    html, _ = build
+    shots = ROOT / "_build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    pages = sorted(p.relative_to(html).as_posix() for p in (html / "book").glob("*.html"))
+    outside = []
+    with served(html) as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+
+        def local_only(route):
+            if route.request.url.startswith(base):
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", local_only)
+        for name in pages:
+            page.goto(f"{base}/{name}", wait_until="load")
+            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+            page.evaluate("MathJax.startup.promise")  # resolves once the page is typeset
+            text = page.inner_text("main")
+            for raw in ("\\(", "\\[", "$$"):
+                assert raw not in text, f"{name}: maths left untypeset ({raw!r} in the rendered text)"
+            images = page.eval_on_selector_all(
+                "main img", "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth > 0])")
+            assert all(ok for _, ok in images), f"{name}: figures that did not load: {[s for s, ok in images if not ok]}"
+            if re.match(r"book/\d\d_", name):
+                assert images, f"{name}: a chapter with no figure"
+                assert page.locator("mjx-container").count() > 0, f"{name}: no typeset maths"
+            page.screenshot(path=shots / f"{Path(name).stem}.png")
+
+        page.goto(f"{base}/search.html?q={SEARCH_TERM}", wait_until="load")
+        hit = page.locator(f"#search-results a[href*='{SEARCH_HIT}']").first
+        hit.wait_for(timeout=30_000)
+        page.screenshot(path=shots / "search.png")
+        browser.close()
+    assert not outside, f"requests left the machine: {outside}"
