@@ -114,7 +114,7 @@ display(Markdown(plotting.markdown_table(
 
 # %% [markdown]
 # These are CPU sizes. The authors' HMM transformer has 9 blocks of width 256 (7.4 million
-# parameters) and trains for tens of thousands of steps on a GPU; ours has 6 blocks of width 64
+# parameters) and trains for tens of thousands of steps on a GPU; ours has 4 blocks of width 64
 # and 3,000 steps, about a quarter of an hour per seed on one core. The verdicts below are
 # judged at this budget, and the learning curves at the end show whether more steps would
 # still help. `make reproduce PROFILE=paper` runs the authors' sizes.
