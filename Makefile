@@ -41,7 +41,7 @@ book:  ## render the executed notebooks to HTML (no execution), strictly
 test:  ## unit tests, smoke execution of every chapter, pairing and book build
 	$(PYTHON) -m pytest -q
 
-bench:  ## training speed and memory of the chapter models on this machine
+bench:  ## training speed and memory of the chapter 1 and 2 models on this machine
 	$(PYTHON) scripts/bench.py
 
 clean-build:

@@ -1,6 +1,6 @@
-"""Training speed and peak memory of each chapter-1 model on this machine.
+"""Training speed and peak memory of each model the training chapters run, on this machine.
 
-    python scripts/bench.py [--profile default] [--steps 200]
+    python scripts/bench.py [--profile default] [--steps 200] [--chapter c1 c2]
 
 Each model is timed in its own process, so the peak resident memory is its own.
 """
@@ -18,8 +18,11 @@ from lib.model import build_model
 from lib.train import default_device, loss_fn
 
 
-def bench_one(profile: str, name: str, steps: int) -> dict:
-    cfg = profiles.c1(profile)["runs"][name][0]
+CHAPTERS = {"c1": profiles.c1, "c2": profiles.c2}  # chapter 1 (bijection), chapter 2 (HMM)
+
+
+def bench_one(profile: str, chapter: str, name: str, steps: int) -> dict:
+    cfg = CHAPTERS[chapter](profile)["runs"][name][0]
     device = default_device()
     task, tc = cfg.task, cfg.train
     model = build_model(cfg.model, task).to(device)
@@ -38,7 +41,7 @@ def bench_one(profile: str, name: str, steps: int) -> dict:
         loss.backward()
         opt.step()
     seconds = time.perf_counter() - t0
-    return {"model": name, "device": str(device), "threads": torch.get_num_threads(),
+    return {"chapter": chapter, "model": name, "device": str(device), "threads": torch.get_num_threads(),
             "batch": tc.batch_size, "steps_per_s": round(steps / seconds, 1),
             "sample_ms_per_batch": round(sample_ms, 2),
             "minutes_for_profile_steps": round(tc.steps / (steps / seconds) / 60, 2),
@@ -49,15 +52,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--chapter", nargs="+", default=list(CHAPTERS), choices=list(CHAPTERS))
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(bench_one(args.profile, args.one, args.steps)))
+        print(json.dumps(bench_one(args.profile, *args.one, args.steps)))
         return
-    for name in profiles.c1(args.profile)["runs"]:
-        out = subprocess.run([sys.executable, __file__, "--profile", args.profile, "--steps", str(args.steps),
-                              "--one", name], capture_output=True, text=True, check=True)
-        print(out.stdout.strip(), flush=True)
+    for chapter in args.chapter:
+        for name in CHAPTERS[chapter](args.profile)["runs"]:
+            out = subprocess.run([sys.executable, __file__, "--profile", args.profile, "--steps", str(args.steps),
+                                  "--one", chapter, name], capture_output=True, text=True, check=True)
+            print(out.stdout.strip(), flush=True)
 
 
 if __name__ == "__main__":
