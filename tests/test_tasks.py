@@ -92,3 +92,6 @@ def test_sawtooth_entropy_is_not_a_function_of_position():
     entropy = -(batch.posterior * batch.posterior.clamp_min(1e-300).log2()).sum(-1)  # [batch, L]
     assert (entropy[:, 0] == torch.log2(torch.tensor(20.0, dtype=torch.float64))).all()
     assert entropy[:, 10].std() > 0.5 and (entropy[:, 10] == 0).any()  # repeats give 0 mid-sequence
+    keys = batch.tokens[:, 0::2]
+    repeats = torch.stack([(keys[:, :t] == keys[:, t:t + 1]).any(1) for t in range(1, 19)], 1)
+    assert abs(repeats.double().mean().item() - task.repeat) < 0.03
