@@ -134,11 +134,14 @@ def c2(profile: str) -> dict:
 
 
 # Chapter 3 (geometry): chapters 1 and 2's transformers, and chapter 1's recipe on the
-# with-replacement bijection. Evaluation sizes, in sequences, and permutation-null draws.
+# with-replacement bijection. Evaluation sizes in sequences (per task for the ablation sweeps:
+# an HMM sequence is 2.5x longer and its model twice as deep), and permutation-null draws.
 C3_SIZES = {
-    "smoke": dict(eval_size=64, manifold_size=64, n_permutations=20),
-    "default": dict(eval_size=2048, manifold_size=1024, n_permutations=1000),
-    "paper": dict(eval_size=4096, manifold_size=2048, n_permutations=1000),
+    "smoke": dict(eval_size={"bijection": 64, "sawtooth": 64, "hmm": 32}, manifold_size=64, n_permutations=20),
+    "default": dict(eval_size={"bijection": 2048, "sawtooth": 2048, "hmm": 512}, manifold_size=1024,
+                    n_permutations=1000),
+    "paper": dict(eval_size={"bijection": 4096, "sawtooth": 4096, "hmm": 2048}, manifold_size=2048,
+                  n_permutations=1000),
 }
 
 
