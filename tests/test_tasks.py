@@ -7,7 +7,7 @@ from lib.tasks import make_task
 
 
 def brute_force_predictive(V, keys, values, t):
-    """p(pi(k_t) = y | first t pairs) by enumerating all V! bijections."""
+    """p(pi(k_t) = y | first t pairs) by enumerating all V! bijections (keys may repeat)."""
     counts = torch.zeros(V, dtype=torch.float64)
     for pi in itertools.permutations(range(V)):
         if all(pi[k] == v for k, v in zip(keys[:t], values[:t])):
@@ -64,15 +64,6 @@ def test_unknown_task_is_an_error():
         make_task("bijections")
 
 
-def brute_force_with_replacement(V, keys, values, t):
-    """p(pi(k_t) = y | first t pairs) by enumerating all V! bijections; keys may repeat."""
-    counts = torch.zeros(V, dtype=torch.float64)
-    for pi in itertools.permutations(range(V)):
-        if all(pi[k] == v for k, v in zip(keys[:t], values[:t])):
-            counts[pi[keys[t]]] += 1
-    return counts / counts.sum()
-
-
 @pytest.mark.parametrize("V,L", [(4, 6), (5, 4), (3, 3)])
 def test_sawtooth_posterior_matches_enumeration(V, L):
     task = make_task("sawtooth", V=V, L=min(L, V))
@@ -81,7 +72,7 @@ def test_sawtooth_posterior_matches_enumeration(V, L):
     for tokens, posterior, labels in zip(batch.tokens, batch.posterior, batch.labels):
         keys, values = tokens[0::2].tolist(), labels.tolist()
         for t in range(task.L):
-            torch.testing.assert_close(posterior[t], brute_force_with_replacement(V, keys, values, t))
+            torch.testing.assert_close(posterior[t], brute_force_predictive(V, keys, values, t))
             repeats += keys[t] in keys[:t]
     assert repeats > 0  # the case that differs from the canonical bijection was exercised
 
