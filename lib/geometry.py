@@ -123,7 +123,8 @@ def focusing(patterns: torch.Tensor, query_pos: torch.Tensor, groups: dict[str, 
     entropy = metrics.entropy_bits(patterns.double()).mean(1)           # [layer, head, n_query]
     visible = torch.log2((query_pos + 1).double())
     normalised = torch.where(visible > 0, entropy / visible, float("nan"))
-    mass = {name: (patterns * mask).sum(-1).mean((1, 3)).numpy() for name, mask in groups.items()}
+    seq = patterns.shape[-1]  # a batch may be shorter than the model's position table (HMM at K < K_max)
+    mass = {name: (patterns * mask[:seq]).sum(-1).mean((1, 3)).numpy() for name, mask in groups.items()}
     return Focusing(entropy.numpy(), normalised.numpy(), mass)
 
 
