@@ -153,6 +153,11 @@ in_context = np.array([geometry.in_context_orthogonality(r.model, small["bijecti
                        for r in bij_runs])  # [seed, layer, head]
 print("in-context key |cos| at the value positions, mean over heads and seeds, by layer:",
       ", ".join(f"layer {l}: {v:.3f}" for l, v in enumerate(in_context.mean((0, 2)))))
+for tokens, label in ((hypotheses, "value"), (key_tokens, "key")):  # the sawtooth must match repeated keys
+    saw = [(geometry.key_orthogonality(r.model, tokens).mean().item(),
+            geometry.key_orthogonality(geometry.initial_model(r.config), tokens).mean().item()) for r in runs["sawtooth"]]
+    print(f"sawtooth runs, layer-0 keys of the {label} tokens: trained {np.mean(saw, 0)[0]:.3f}, "
+          f"at initialisation {np.mean(saw, 0)[1]:.3f}")
 
 l0_abs_cos = orth["trained"].mean()
 for key, value in {"c3_l0": l0_abs_cos, "c3_init": orth["init"].mean(), "c3_null": orth["null"].mean(),

@@ -147,7 +147,8 @@ def standardised_pca(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PCA of z-scored coordinates (constant coordinates dropped): (explained variance
     ratios, scores [n, k]). Standardising stops a few large coordinates from posing as a manifold."""
     std = X.std(0)
-    Z = (X[:, std > 1e-12] - X[:, std > 1e-12].mean(0)) / std[std > 1e-12]
+    keep = std > 1e-12
+    Z = (X[:, keep] - X[:, keep].mean(0)) / std[keep]
     U, S, _ = np.linalg.svd(Z, full_matrices=False)
     return S**2 / (S**2).sum(), U * S
 
