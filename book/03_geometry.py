@@ -263,12 +263,13 @@ glue("c3_hmm_l0_emission", float(np.mean([f.mass["E header"][0].mean() for f in 
 # %%
 glue("c3_manifold_size", setup["manifold_size"], display=False)
 entropy = {name: metrics.entropy_bits(small[name].posterior).numpy() for name in runs}
-manifolds = {(name, rep): [] for name in runs for rep in ("value vectors", "attention output", "final residual")}
+manifolds = {}  # (task, representation) -> [Manifold per seed]
 for name, rs in runs.items():
     for r in rs:
         for rep, acts in geometry.representations(r.model, small[name]).items():
-            manifolds[name, rep].append(geometry.manifold(acts, entropy[name]))
-summary = {key: {k: np.mean([m.summary()[k] for m in ms]) for k in ms[0].summary()} for key, ms in manifolds.items()}
+            manifolds.setdefault((name, rep), []).append(geometry.manifold(acts, entropy[name]))
+summary = {key: {k: np.mean([m.summary()[k] for m in ms]) for k in ms[0].summary()} for key, ms in manifolds.items()
+           if key[1] in ("value vectors", "attention output", "final residual")}
 display(Markdown(plotting.markdown_table(
     ["task", "representation", "PC1", "PC1+PC2", "participation ratio", "dims for 90%", "Pearson(PC1, H)",
      "Spearman(PC1, H)", "within-position r", "Spearman(PC1, position)", "held-out R² of H"],
@@ -285,8 +286,7 @@ display(Markdown(plotting.markdown_table(
 rows = []
 for name, rs in runs.items():
     for layer in range(len(rs[0].model.blocks)):
-        ms = [geometry.manifold(geometry.representations(r.model, small[name], layer)["value vectors"], entropy[name])
-              for r in rs]
+        ms = manifolds[name, f"value vectors, layer {layer}"]
         rows.append([TASK_LABELS[name], layer, f"{np.mean([m.summary()['pc1_share'] for m in ms]):.1%}",
                      f"{np.mean([abs(m.summary()['spearman']) for m in ms]):.2f}",
                      f"{np.mean([abs(m.summary()['within_position_r']) for m in ms]):.2f}",

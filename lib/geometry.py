@@ -131,15 +131,16 @@ def focusing(patterns: torch.Tensor, query_pos: torch.Tensor, groups: dict[str, 
 # The value manifold (C9, spec §4.3)
 
 @torch.no_grad()
-def representations(model, batch, layer: int = -1) -> dict[str, np.ndarray]:
-    """At the query positions of `layer`: the attention value vectors (heads concatenated),
-    the attention output after W_O, and (last layer only) the final residual after the norm.
+def representations(model, batch) -> dict[str, np.ndarray]:
+    """At the query positions, from one forward pass: the final layer's attention value
+    vectors (heads concatenated), its attention output after W_O, the final residual after
+    the norm, and every layer's value vectors ("value vectors, layer l").
     Each [n_sequences, n_query, width]."""
-    layer = layer % len(model.blocks)
-    names = {"value vectors": f"blocks.{layer}.attn.hook_v", "attention output": f"blocks.{layer}.hook_attn_out"}
-    if layer == len(model.blocks) - 1:
-        names["final residual"] = "hook_resid_final"
-    _, cache = model.run_with_cache(batch.tokens, list(names.values()))
+    last = len(model.blocks) - 1
+    names = {f"value vectors, layer {layer}": f"blocks.{layer}.attn.hook_v" for layer in range(last + 1)}
+    names |= {"value vectors": f"blocks.{last}.attn.hook_v", "attention output": f"blocks.{last}.hook_attn_out",
+              "final residual": "hook_resid_final"}
+    _, cache = model.run_with_cache(batch.tokens, sorted(set(names.values())))
     return {label: cache[name][:, batch.query_pos].flatten(2).double().numpy() for label, name in names.items()}
 
 

@@ -141,7 +141,7 @@ def c2(profile: str) -> dict:
 # an HMM sequence is 2.5x longer and its model twice as deep), and permutation-null draws.
 C3_SIZES = {
     "smoke": dict(eval_size={"bijection": 64, "sawtooth": 64, "hmm": 32}, manifold_size=64, n_permutations=20),
-    "default": dict(eval_size={"bijection": 2048, "sawtooth": 2048, "hmm": 512}, manifold_size=1024,
+    "default": dict(eval_size={"bijection": 1024, "sawtooth": 1024, "hmm": 512}, manifold_size=1024,
                     n_permutations=1000),
     "paper": dict(eval_size={"bijection": 4096, "sawtooth": 4096, "hmm": 2048}, manifold_size=2048,
                   n_permutations=1000),
