@@ -292,7 +292,8 @@ for name, rs in runs.items():
                      f"{np.mean([abs(m.summary()['within_position_r']) for m in ms]):.2f}",
                      f"{np.mean([m.r2 for m in ms]):.2f}"])
 display(Markdown(plotting.markdown_table(
-    ["task", "layer", "PC1", "|Spearman(PC1, H)|", "|within-position r|", "held-out R² of H"], rows)))
+    ["task", "layer", "PC1", "Spearman(PC1, H), absolute", "within-position r, absolute", "held-out R² of H"],
+    rows)))
 
 # %% mystnb={"figure": {"caption": "Final-layer value vectors at the prediction positions on their first two standardised principal components, coloured by the Bayes entropy; first seed of each task.", "name": "fig-c3-manifold"}}
 fig = plotting.value_manifold({TASK_LABELS[name]: (manifolds[name, "value vectors"][0].pc, entropy[name].ravel(),
