@@ -148,3 +148,58 @@ def em_curves(budget: dict[str, np.ndarray], long: dict, labels: dict[str, str],
         right.legend(fontsize=8)
         fig.tight_layout()
     return _detached(fig)
+
+
+# Chapter 3 (geometry): the value manifold, attention focusing and ablations.
+
+def value_manifold(panels: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], max_points: int = 4000) -> plt.Figure:
+    """One scatter per panel title: (pc [n, 2] scores, entropy [n] bits, explained variance
+    ratios), points on PC1-PC2 coloured by the Bayes entropy."""
+    with plt.style.context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+        for ax, (title, (pc, entropy, explained)) in zip(axes[0], panels.items()):
+            keep = np.random.default_rng(0).permutation(len(pc))[:max_points]
+            points = ax.scatter(pc[keep, 0], pc[keep, 1], c=entropy[keep], s=4, cmap="viridis", alpha=0.7)
+            ax.set(xlabel=f"PC1 ({explained[0]:.0%})", ylabel=f"PC2 ({explained[1]:.0%})", title=title)
+            fig.colorbar(points, ax=ax, label="H_Bayes (bits)")
+        fig.tight_layout()
+    return _detached(fig)
+
+
+def focusing_heatmap(panels: dict[str, np.ndarray], xlabel: dict[str, str]) -> plt.Figure:
+    """One heat-map per panel title: normalised attention entropy [layer, head, query],
+    rows = (layer, head), columns = prediction position."""
+    with plt.style.context(STYLE | {"axes.grid": False}):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+        for ax, (title, entropy) in zip(axes[0], panels.items()):
+            n_layers, n_heads, _ = entropy.shape
+            image = ax.imshow(entropy.reshape(n_layers * n_heads, -1), aspect="auto", cmap="magma", vmin=0, vmax=1,
+                              interpolation="nearest")
+            ax.set_yticks(range(n_layers * n_heads), [f"L{l}H{h}" for l in range(n_layers) for h in range(n_heads)],
+                          fontsize=7)
+            for boundary in range(1, n_layers):
+                ax.axhline(boundary * n_heads - 0.5, color="white", lw=1)
+            ax.set(xlabel=xlabel[title], title=title)
+            fig.colorbar(image, ax=ax, label="attention entropy / log2(visible positions)")
+        fig.tight_layout()
+    return _detached(fig)
+
+
+def ablation_bars(panels: dict[str, dict[str, np.ndarray]], threshold: float) -> plt.Figure:
+    """One bar chart per panel title: {condition: per-seed MAE ratios} as the mean over seeds
+    (bars, log scale) with the seeds as dots, and the claim's threshold dotted."""
+    with plt.style.context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+        for ax, (title, ratios) in zip(axes[0], panels.items()):
+            x = np.arange(len(ratios))
+            ax.bar(x, [r.mean() for r in ratios.values()], color="C0", alpha=0.6)
+            for i, r in enumerate(ratios.values()):
+                ax.plot(np.full(len(r), i), r, "k.", ms=4)
+            ax.axhline(threshold, ls=":", color="C3", label=f"{threshold:g}x")
+            ax.axhline(1, color="0.4", lw=1)
+            ax.set_yscale("log")
+            ax.set_xticks(x, list(ratios), rotation=60, ha="right", fontsize=8)
+            ax.set(ylabel="MAE ablated / MAE intact", title=title)
+            ax.legend()
+        fig.tight_layout()
+    return _detached(fig)

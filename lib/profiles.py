@@ -12,7 +12,7 @@ from lib.claims import PROFILES
 from lib.config import ModelConfig, RunConfig, TrainConfig
 from lib.em_vs_sgd import EMConfig, StickyChain
 from lib.model import build_model, n_params
-from lib.tasks import HMM, Bijection
+from lib.tasks import HMM, Bijection, Sawtooth
 
 
 def check_profile(profile: str) -> None:
@@ -134,6 +134,30 @@ def c2(profile: str) -> dict:
     runs = {name: [RunConfig(task, m, dataclasses.replace(size["train"], seed=s)) for s in size["seeds"]]
             for name, m in models.items()}
     return {"runs": runs, "test_K": C2_TEST_K, "eval_size": size["eval_size"]}
+
+
+# Chapter 3 (geometry): chapters 1 and 2's transformers, and chapter 1's recipe on the
+# with-replacement bijection. Evaluation sizes in sequences (per task for the ablation sweeps:
+# an HMM sequence is 2.5x longer and its model twice as deep), and permutation-null draws.
+C3_SIZES = {
+    "smoke": dict(eval_size={"bijection": 64, "sawtooth": 64, "hmm": 32}, manifold_size=64, n_permutations=20),
+    "default": dict(eval_size={"bijection": 1024, "sawtooth": 1024, "hmm": 512}, manifold_size=1024,
+                    n_permutations=1000),
+    "paper": dict(eval_size={"bijection": 4096, "sawtooth": 4096, "hmm": 2048}, manifold_size=2048,
+                  n_permutations=1000),
+}
+
+
+def c3(profile: str) -> dict:
+    """Chapter 3: {"runs": {"bijection", "sawtooth", "hmm": [RunConfig per seed]}} plus the
+    evaluation sizes. The bijection and HMM runs are chapter 1's and 2's transformers (loaded
+    from the cache, never a second training); the sawtooth runs are chapter 1's transformer
+    recipe trained on the with-replacement task."""
+    check_profile(profile)
+    bijection = c1(profile)["runs"]["transformer"]
+    sawtooth = [dataclasses.replace(cfg, task=Sawtooth(V=cfg.task.V, L=cfg.task.L)) for cfg in bijection]
+    return {"runs": {"bijection": bijection, "sawtooth": sawtooth, "hmm": c2(profile)["runs"]["transformer"]},
+            **C3_SIZES[profile]}
 
 
 # Chapter 5 (Paper II, gradient laws): chapter 1's transformer is checked through its hooks;

@@ -7,7 +7,7 @@ from lib.tasks import make_task
 
 
 def brute_force_predictive(V, keys, values, t):
-    """p(pi(k_t) = y | first t pairs) by enumerating all V! bijections."""
+    """p(pi(k_t) = y | first t pairs) by enumerating all V! bijections (keys may repeat)."""
     counts = torch.zeros(V, dtype=torch.float64)
     for pi in itertools.permutations(range(V)):
         if all(pi[k] == v for k, v in zip(keys[:t], values[:t])):
@@ -62,3 +62,27 @@ def test_bijection_rejects_bad_parameters(params, word):
 def test_unknown_task_is_an_error():
     with pytest.raises(ValueError, match="unknown task"):
         make_task("bijections")
+
+
+@pytest.mark.parametrize("V,L", [(4, 6), (5, 4), (3, 3)])
+def test_sawtooth_posterior_matches_enumeration(V, L):
+    task = make_task("sawtooth", V=V, L=min(L, V))
+    batch = task.sample(8, torch.Generator().manual_seed(V * 10 + L))
+    repeats = 0
+    for tokens, posterior, labels in zip(batch.tokens, batch.posterior, batch.labels):
+        keys, values = tokens[0::2].tolist(), labels.tolist()
+        for t in range(task.L):
+            torch.testing.assert_close(posterior[t], brute_force_predictive(V, keys, values, t))
+            repeats += keys[t] in keys[:t]
+    assert repeats > 0  # the case that differs from the canonical bijection was exercised
+
+
+def test_sawtooth_entropy_is_not_a_function_of_position():
+    task = make_task("sawtooth", V=20, L=19)
+    batch = task.sample(512, torch.Generator().manual_seed(0))
+    entropy = -(batch.posterior * batch.posterior.clamp_min(1e-300).log2()).sum(-1)  # [batch, L]
+    assert (entropy[:, 0] == torch.log2(torch.tensor(20.0, dtype=torch.float64))).all()
+    assert entropy[:, 10].std() > 0.5 and (entropy[:, 10] == 0).any()  # repeats give 0 mid-sequence
+    keys = batch.tokens[:, 0::2]
+    repeats = torch.stack([(keys[:, :t] == keys[:, t:t + 1]).any(1) for t in range(1, 19)], 1)
+    assert abs(repeats.double().mean().item() - task.repeat) < 0.03
