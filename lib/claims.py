@@ -162,7 +162,7 @@ CLAIMS = {c.id: c for c in [
         id="L1",
         title="Final-layer value vectors organise along a dominant axis (PC1) correlated with next-token entropy",
         chapter="book/06_llm_geometry.ipynb",
-        paper={"value": 0.59, "unit": "|Spearman|",
+        paper={"value": 0.59, "unit": "abs. Spearman rho",
                "source": "P3 v1 §5.1, Llama-3.2-1B mixed-domain +0.59 (math -0.51); Pythia -0.32 / -0.14, "
                          "Phi-2 +0.34 / +0.16; the sign is declared a convention",
                "others": {"Llama math": -0.51, "Pythia mixed": -0.32, "Phi-2 mixed": 0.34}},
@@ -185,7 +185,7 @@ CLAIMS = {c.id: c for c in [
                "others": {"Llama PC1 (§5.5, §6.4)": 0.185, "Pythia mixed PC1": 0.796, "Phi-2 mixed PC1": 0.464}},
         headline="pc1_mixed",
         metric="standardised PC1 share of final-layer value vectors, last token, entropy-stratified mixed set "
-               "of 75 prompts; CI: basic bootstrap over prompts",
+               "of 75 prompts; CI: +-1.96 jackknife (leave-one-out) standard errors",
         conditions=(Condition("pc1_mixed", ">=", 0.30), Condition("pc1_over_permutation_null", ">=", 6.0),
                     Condition("pc1_loo_min", ">=", 0.30), Condition("pc1_trained_minus_random", ">=", 0.0)),
     ),
@@ -198,7 +198,8 @@ CLAIMS = {c.id: c for c in [
                          "'70-95%', '80-95%'",
                "others": {"Llama mixed PC1+PC2": 0.514, "Pythia math": 0.999, "Phi-2 math": 0.635}},
         headline="pc12_math",
-        metric="standardised PC1+PC2 share of final-layer values, entropy-stratified math-only set of 75",
+        metric="standardised PC1+PC2 share of final-layer values, entropy-stratified math-only set of 75; CI: "
+               "+-1.96 jackknife standard errors",
         conditions=(Condition("pc12_math", ">=", 0.70), Condition("pc12_gain_math", ">=", 0.10),
                     Condition("pc12_gain_length_matched", ">=", 0.10)),
     ),
@@ -206,7 +207,7 @@ CLAIMS = {c.id: c for c in [
         id="L4",
         title="Keys are near-orthogonal, more so than at random initialisation",
         chapter="book/06_llm_geometry.ipynb",
-        paper={"value": 0.165, "unit": "mean |cos|",
+        paper={"value": 0.165, "unit": "mean abs. cosine",
                "source": "P3 v1 Table 2 and §5.5, Llama-3.2-1B 0.15-0.18 (midpoint); 'random/initialisation' "
                          "0.35-0.45 (§2, §5); criterion < 0.20 for >= 50% of layers (§4.5)",
                "others": {"Llama low": 0.15, "Llama high": 0.18, "paper's random baseline": 0.40}},

@@ -19,6 +19,7 @@ Used by: 06_llm_geometry (L1-L9); Paper III §4, spec paper2_3.md §3.3.
 import contextlib
 import copy
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +45,17 @@ def load_smollm2():
     """(model, tokenizer): float32, eager attention (so attention weights come back), eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     path = smollm2_path()
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"  # the dequantisation progress bar
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
+                                                     attn_implementation="eager")
+    finally:
+        if quiet is None:
+            del os.environ["TQDM_DISABLE"]
+        else:
+            os.environ["TQDM_DISABLE"] = quiet
     tokenizer.padding_side = "right"
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
-                                                 attn_implementation="eager")
     return model.eval(), tokenizer
 
 
@@ -162,15 +170,18 @@ def hooks(model, names: list[tuple[str, callable]]):
 
 
 def batches(token_ids: list[list[int]], batch_size: int, pad_id: int):
-    """Right-padded batches: (indices, input_ids [B, T], attention_mask [B, T], last [B])."""
-    for start in range(0, len(token_ids), batch_size):
-        chunk = token_ids[start:start + batch_size]
+    """Right-padded batches of prompts of similar length (sorted, so padding is small):
+    (indices into token_ids, input_ids [B, T], attention_mask [B, T], last [B])."""
+    order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        chunk = [token_ids[i] for i in index]
         width = max(map(len, chunk))
         ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
         for row, seq in enumerate(chunk):
             ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
-        yield range(start, start + len(chunk)), ids, mask, mask.sum(1) - 1
+        yield torch.tensor(index), ids, mask, mask.sum(1) - 1
 
 
 def attention_entropy(pattern: torch.Tensor, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,33 +197,82 @@ def attention_entropy(pattern: torch.Tensor, last: torch.Tensor) -> tuple[torch.
     return torch.stack(raw), torch.stack(no_sink)
 
 
-def forward_last(model, token_ids: list[list[int]], layers=(), attention: bool = False, batch_size: int = 32,
-                 edits: dict | None = None, pad_id: int = 0) -> dict:
-    """One batched forward pass, read at each prompt's last token.
+def final_norm(model):
+    return model.gpt_neox.final_layer_norm if layout(model).kind == "fused" else model.model.norm
 
-    Returns `logprobs` [n, vocab] (float64 log-softmax of the final logits), `values` and `keys`
-    [n, len(layers), n_kv_heads * head_dim] (pre-RoPE keys), and with `attention` the normalised
-    final-query attention entropies `attn_entropy`, `attn_entropy_no_sink` [n, n_layers, n_heads].
-    `edits` maps hook names to editing callables (see `hooks`)."""
-    out = {"logprobs": [], "values": [], "keys": [], "attn_entropy": [], "attn_entropy_no_sink": []}
-    for _, ids, mask, last in batches(token_ids, batch_size, pad_id):
+
+class _Stop(Exception):
+    pass
+
+
+def prefix(model, token_ids: list[list[int]], start: int, batch_size: int = 32, pad_id: int = 0) -> list:
+    """The inputs of block `start` for every batch (hidden states and the keyword arguments the
+    block receives: mask, position embeddings), so that edits at layers >= start can be
+    evaluated by running only the blocks from `start` on (`forward_last(..., prefix=...)`)."""
+    states = []
+    for index, ids, mask, last in batches(token_ids, batch_size, pad_id):
+        def grab(module, args, kwargs):
+            states.append((index, last, args, kwargs))
+            raise _Stop
+        handle = blocks(model)[start].register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            with torch.no_grad():
+                model.base_model(input_ids=ids, attention_mask=mask, use_cache=False)
+        except _Stop:
+            pass
+        finally:
+            handle.remove()
+    return states
+
+
+def _run_from(model, start: int, args, kwargs) -> torch.Tensor:
+    hidden = args[0] if args else kwargs["hidden_states"]
+    rest = {k: v for k, v in kwargs.items() if k != "hidden_states"}
+    for block in blocks(model)[start:]:
+        hidden = block(hidden, *args[1:], **rest)
+        hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+    return final_norm(model)(hidden)
+
+
+def forward_last(model, token_ids: list[list[int]], layers=(), attention: bool = False, batch_size: int = 32,
+                 edits: dict | None = None, pad_id: int = 0, start: tuple | None = None) -> dict:
+    """Batched forward passes, read at each prompt's last token (rows in the order of token_ids).
+
+    Returns `logprobs` [n, vocab] (float64 log-softmax of the final logits, computed for the last
+    token only), `values` and `keys` [n, len(layers), n_kv_heads * head_dim] (pre-RoPE keys),
+    and with `attention` the normalised final-query attention entropies `attn_entropy`,
+    `attn_entropy_no_sink` [n, n_layers, n_heads]. `edits` maps hook names to editing
+    callables (see `hooks`). `start=(layer, prefix(...))` runs only the blocks from `layer` on,
+    for edits and reads at layers >= `layer`."""
+    out = {"index": [], "logprobs": [], "values": [], "keys": [], "attn_entropy": [], "attn_entropy_no_sink": []}
+    chunks = ((i, last, None, (a, kw)) for i, last, a, kw in start[1]) if start else \
+        ((i, last, (ids, mask), None) for i, ids, mask, last in batches(token_ids, batch_size, pad_id))
+    for index, last, inputs, resume in chunks:
         store = {}
         read = [(f"blocks.{i}.attn.hook_{w}", lambda i_, w_, t: store.__setitem__((i_, w_), t.detach()))
                 for i in layers for w in "kv"]
         with torch.no_grad(), hooks(model, [*(edits or {}).items(), *read]):  # reads see the edits
-            res = model(input_ids=ids, attention_mask=mask, output_attentions=attention)
-        rows = torch.arange(len(last))
-        out["logprobs"].append(torch.log_softmax(res.logits[rows, last].double(), -1))
+            if resume:
+                hidden, attentions = _run_from(model, start[0], *resume), None
+            else:
+                res = model.base_model(input_ids=inputs[0], attention_mask=inputs[1], output_attentions=attention,
+                                       use_cache=False)
+                hidden, attentions = res.last_hidden_state, res.attentions
+            rows = torch.arange(len(last))
+            logits = model.get_output_embeddings()(hidden[rows, last])
+        out["index"].append(index)
+        out["logprobs"].append(torch.log_softmax(logits.double(), -1))
         for w, key in (("v", "values"), ("k", "keys")):
             if layers:
                 out[key].append(torch.stack([store[(i, w)][rows, last].flatten(1) for i in layers], 1))
         if attention:
-            if res.attentions is None or res.attentions[0] is None:
+            if attentions is None or attentions[0] is None:
                 raise RuntimeError("no attention weights returned: load the model with attn_implementation='eager'")
-            ent = [attention_entropy(p, last) for p in res.attentions]
+            ent = [attention_entropy(p, last) for p in attentions]
             out["attn_entropy"].append(torch.stack([e[0] for e in ent], 1))
             out["attn_entropy_no_sink"].append(torch.stack([e[1] for e in ent], 1))
-    return {k: torch.cat(v) for k, v in out.items() if v}
+    order = torch.argsort(torch.cat(out.pop("index")))
+    return {k: torch.cat(v)[order] for k, v in out.items() if v}
 
 
 def tokenize(tokenizer, prompts: list[str]) -> list[list[int]]:

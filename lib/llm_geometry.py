@@ -73,7 +73,20 @@ def permutation_null(x: torch.Tensor, reps: int, generator: torch.Generator) -> 
 
 
 def leave_one_out_pc1(x: torch.Tensor) -> list[float]:
-    return [pca(torch.cat([x[:i], x[i + 1:]]))["pc1"] for i in range(len(x))]
+    return [s["pc1"] for s in leave_one_out(x)]
+
+
+def leave_one_out(x: torch.Tensor) -> list[dict]:
+    return [pca(torch.cat([x[:i], x[i + 1:]])) for i in range(len(x))]
+
+
+def jackknife_ci(estimate: float, loo: list[float]) -> tuple[float, float]:
+    """estimate +- 1.96 jackknife standard errors (row bootstraps duplicate prompts and bias
+    PCA shares upward, so their percentile interval can miss the estimate altogether)."""
+    loo_t = torch.tensor(loo, dtype=torch.float64)
+    n = len(loo_t)
+    se = math.sqrt((n - 1) / n * ((loo_t - loo_t.mean()) ** 2).sum().item())
+    return estimate - 1.96 * se, estimate + 1.96 * se
 
 
 def bootstrap_pca(x: torch.Tensor, entropy: torch.Tensor, reps: int, generator: torch.Generator) -> dict:
@@ -112,14 +125,18 @@ def summary(x: torch.Tensor, entropy: torch.Tensor, generator: torch.Generator, 
     permutation nulls, and the leave-one-out range of PC1."""
     scores, _ = pc1_scores(x)
     rho = scipy.stats.spearmanr(scores.numpy(), entropy.numpy())
-    loo = leave_one_out_pc1(x)
+    loo = leave_one_out(x)
     n, d = x.shape
-    return {"n": n, "d": d, **pca(x), "raw": pca(x, standardised=False),
+    shares = pca(x)
+    return {"n": n, "d": d, **shares, "raw": pca(x, standardised=False),
             "spearman": float(rho.statistic), "spearman_p": float(rho.pvalue),
             "ci": bootstrap_pca(x, entropy, boot, generator),
             "gaussian_null": gaussian_null(n, d, null_reps, generator),
             "permutation_null": permutation_null(x, null_reps, generator),
-            "loo_min": min(loo), "loo_max": max(loo), "loo_argmin": int(torch.tensor(loo).argmin())}
+            "loo_min": min(s["pc1"] for s in loo), "loo_max": max(s["pc1"] for s in loo),
+            "loo_argmin": int(torch.tensor([s["pc1"] for s in loo]).argmin()),
+            "jackknife": {k: jackknife_ci(shares[k], [s[k] for s in loo]) for k in ("pc1", "pc12")},
+            "scores": scores}
 
 
 def mean_abs_cos(v: torch.Tensor, centre: bool = False) -> float:

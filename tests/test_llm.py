@@ -160,3 +160,16 @@ def test_mean_abs_cos_of_random_vectors():
     v = torch.randn(400, 64, generator=gen, dtype=torch.float64)
     assert llm_geometry.mean_abs_cos(v) == pytest.approx(llm_geometry.expected_abs_cos(64), rel=0.03)
     assert llm_geometry.expected_abs_cos(1024) == pytest.approx(math.sqrt(2 / (math.pi * 1024)), rel=0.01)
+
+
+@pytest.mark.parametrize("kind", ["llama", "neox"])
+def test_resuming_from_a_block_equals_the_full_forward_pass(kind):
+    model = tiny(kind)
+    ids = [[3, 7, 11, 13, 2], [5, 9, 1], [8, 8]]
+    shift = {"blocks.1.attn.hook_v": lambda layer, which, v: v + 0.5}
+    full = llm.forward_last(model, ids, layers=(1,), edits=shift, batch_size=2)
+    resumed = llm.forward_last(model, ids, layers=(1,), edits=shift, start=(1, llm.prefix(model, ids, 1, batch_size=2)))
+    torch.testing.assert_close(resumed["logprobs"], full["logprobs"])
+    torch.testing.assert_close(resumed["values"], full["values"])
+    logits = model(input_ids=torch.tensor([ids[1]])).logits[0, -1].double()
+    torch.testing.assert_close(llm.forward_last(model, ids)["logprobs"][1], torch.log_softmax(logits, -1))
