@@ -34,6 +34,7 @@ def abs_interval(ci: tuple[float, float]) -> tuple[float, float]:
     return (lo, hi) if lo >= 0 else (-hi, -lo) if hi <= 0 else (0.0, max(-lo, hi))
 
 
+@llm_geometry.one_thread()
 def value_geometry(values: dict, entropy: torch.Tensor, sets: dict, init_values: dict, cfg: dict) -> dict:
     """L1-L3 from last-layer values of the trained model (`values[name]` [n, d] per set) and of
     the random-initialisation control (`init_values`), against next-token entropy."""
@@ -43,7 +44,7 @@ def value_geometry(values: dict, entropy: torch.Tensor, sets: dict, init_values:
     init = {name: llm_geometry.summary(v, entropy[sets[name]], gen, cfg["boot"], cfg["null_reps"])
             for name, v in init_values.items()}
     mixed, math_ = s["mixed"], s["math"]
-    rho_ci = mixed["ci"]["spearman"]
+    rho_ci = mixed["spearman_ci"]
     l1 = {"abs_spearman_mixed": abs(mixed["spearman"]), "abs_spearman_math": abs(math_["spearman"]),
           "spearman_ci_excludes_zero": float(rho_ci[0] > 0 or rho_ci[1] < 0),
           "trained_minus_random_abs_spearman": abs(mixed["spearman"]) - abs(init["mixed"]["spearman"])}
@@ -55,6 +56,7 @@ def value_geometry(values: dict, entropy: torch.Tensor, sets: dict, init_values:
             "L2": (l2, mixed["jackknife"]["pc1"]), "L3": (l3, math_["jackknife"]["pc12"])}
 
 
+@llm_geometry.one_thread()
 def key_orthogonality(model, init_model, n_tokens: int, seed: int) -> dict:
     """L4: the paper's W_K-column metric per layer and key head, and Paper I's token keys at
     layer 0 for a seeded vocabulary sample, in the trained and the random-initialisation model,
@@ -89,6 +91,7 @@ def key_orthogonality(model, init_model, n_tokens: int, seed: int) -> dict:
     return {"values": values, "ci": stats.bootstrap_ci(trained["wk"].flatten()), "details": details}
 
 
+@llm_geometry.one_thread()
 def focusing(attn: torch.Tensor, attn_no_sink: torch.Tensor, cfg: dict) -> dict:
     """L5: per-layer mean (over heads, then prompts) of the normalised final-query attention
     entropy [n_prompts, n_layers, n_heads], and the first-to-last-layer reduction."""
@@ -131,6 +134,7 @@ def decline(h: torch.Tensor, k: torch.Tensor, reps: int, gen: torch.Generator) -
     return (a.mean() - b.mean()).item(), (boot.quantile(0.025).item(), boot.quantile(0.975).item())
 
 
+@llm_geometry.one_thread()
 def sula_claims(runs: dict, cfg: dict) -> dict:
     """L6 (calibration, baselines, mass, axis) and L7 (controls) from `sula_conditions`."""
     main = runs["main"]["score"]
@@ -173,9 +177,10 @@ def single_layer(behaviour, axis, spread: float, layer: int, heldout_values: tor
     each against `n_random` random unit axes moved by the same amount."""
     gen = torch.Generator().manual_seed(cfg["seed"] + layer)
     corr = llm_interventions.pearson(heldout_values @ axis, heldout_entropy)
-    idx_ci = llm_geometry.bootstrap_statistic(
-        lambda i: llm_interventions.pearson(heldout_values[i] @ axis, heldout_entropy[i]), len(heldout_values),
-        cfg["boot"], gen)
+    with llm_geometry.one_thread():
+        idx_ci = llm_geometry.bootstrap_statistic(
+            lambda i: llm_interventions.pearson(heldout_values[i] @ axis, heldout_entropy[i]), len(heldout_values),
+            cfg["boot"], gen)
 
     def shift_effect(u):
         up = behaviour.measure(llm_interventions.shift({layer: u}, {layer: spread}))
@@ -211,7 +216,8 @@ def multi_layer(behaviour, axes: dict, cfg: dict) -> dict:
                                                         for layer in u})) for _ in range(cfg["n_random_multi"])]
     base_err, cut_err = behaviour.base["sula"]["abs_error"], true["sula_abs_error"]
     rel = lambda i: abs(cut_err[i].mean() - base_err[i].mean()).item() / base_err[i].mean().item()  # noqa: E731
-    ci = llm_geometry.bootstrap_statistic(rel, len(base_err), cfg["boot"], gen)
+    with llm_geometry.one_thread():
+        ci = llm_geometry.bootstrap_statistic(rel, len(base_err), cfg["boot"], gen)
     rand_d = torch.tensor([r["d_sula_mae"] for r in randoms])
     values = {"sula_mae_rel_change": rel(slice(None)), "random_cut_mae_change_median": rand_d.median().item()}
     details = {"layers": list(u), "base_sula_mae": base_err.mean().item(), "cut_sula_mae": true["sula_mae"],

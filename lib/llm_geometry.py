@@ -10,10 +10,23 @@
 
 Used by: 06_llm_geometry (L1-L5); Paper III §4.2, §5, spec paper2_3.md §3.6-§3.8.
 """
+import contextlib
 import math
 
 import scipy.stats
 import torch
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Small linear algebra (75 x 192 SVDs, thousands of them) on one thread: with several
+    threads on a loaded machine each call waits on its siblings and runs >10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def standardise(x: torch.Tensor) -> torch.Tensor:
@@ -89,25 +102,22 @@ def jackknife_ci(estimate: float, loo: list[float]) -> tuple[float, float]:
     return estimate - 1.96 * se, estimate + 1.96 * se
 
 
-def bootstrap_pca(x: torch.Tensor, entropy: torch.Tensor, reps: int, generator: torch.Generator) -> dict:
-    """Percentile 95% intervals over prompt resamples (re-standardised each time) of the PC1
-    share, PC1+PC2 share and the Spearman correlation of PC1 with `entropy` (PC1's sign
-    aligned with the full-sample loading)."""
+def bootstrap_spearman(x: torch.Tensor, entropy: torch.Tensor, reps: int, generator: torch.Generator) -> tuple:
+    """Percentile 95% interval over prompt resamples (re-standardised each time) of the Spearman
+    correlation of PC1 with `entropy`, PC1's sign aligned with the full-sample loading."""
     _, loading = pc1_scores(x)
     keep = standardise_mask(x)
-    rows = {"pc1": [], "pc12": [], "spearman": []}
+    rhos = []
     for _ in range(reps):
         idx = torch.randint(len(x), (len(x),), generator=generator)
         sample = x[idx][:, keep]
         if (sample.double().std(0) <= 0).any():  # a coordinate constant in the resample
             sample = sample + 1e-9 * torch.randn(sample.shape, generator=generator, dtype=sample.dtype)
-        shares = pca(sample)
         scores, load = pc1_scores(sample)
-        sign = 1.0 if (load @ loading).item() >= 0 else -1.0
-        rows["pc1"].append(shares["pc1"])
-        rows["pc12"].append(shares["pc12"])
-        rows["spearman"].append(sign * spearman(scores, entropy[idx]))
-    return {k: tuple(torch.tensor(v).quantile(q).item() for q in (0.025, 0.975)) for k, v in rows.items()}
+        sign = 1.0 if (load @ loading[:len(load)]).item() >= 0 else -1.0
+        rhos.append(sign * spearman(scores, entropy[idx]))
+    rhos = torch.tensor(rhos)
+    return rhos.quantile(0.025).item(), rhos.quantile(0.975).item()
 
 
 def standardise_mask(x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +126,10 @@ def standardise_mask(x: torch.Tensor) -> torch.Tensor:
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(scipy.stats.spearmanr(a.numpy(), b.numpy()).statistic)
+    """Spearman's rho (average ranks for ties), as scipy.stats.spearmanr."""
+    ra = torch.from_numpy(scipy.stats.rankdata(a.numpy())).double()
+    rb = torch.from_numpy(scipy.stats.rankdata(b.numpy())).double()
+    return torch.corrcoef(torch.stack([ra, rb]))[0, 1].item()
 
 
 def summary(x: torch.Tensor, entropy: torch.Tensor, generator: torch.Generator, boot: int, null_reps: int) -> dict:
@@ -130,7 +143,7 @@ def summary(x: torch.Tensor, entropy: torch.Tensor, generator: torch.Generator, 
     shares = pca(x)
     return {"n": n, "d": d, **shares, "raw": pca(x, standardised=False),
             "spearman": float(rho.statistic), "spearman_p": float(rho.pvalue),
-            "ci": bootstrap_pca(x, entropy, boot, generator),
+            "spearman_ci": bootstrap_spearman(x, entropy, boot, generator),
             "gaussian_null": gaussian_null(n, d, null_reps, generator),
             "permutation_null": permutation_null(x, null_reps, generator),
             "loo_min": min(s["pc1"] for s in loo), "loo_max": max(s["pc1"] for s in loo),

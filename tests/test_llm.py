@@ -173,3 +173,43 @@ def test_resuming_from_a_block_equals_the_full_forward_pass(kind):
     torch.testing.assert_close(resumed["values"], full["values"])
     logits = model(input_ids=torch.tensor([ids[1]])).logits[0, -1].double()
     torch.testing.assert_close(llm.forward_last(model, ids)["logprobs"][1], torch.log_softmax(logits, -1))
+
+
+def test_committed_pool_and_stratification():
+    from lib import prompts
+    pool = prompts.load_pool()
+    assert len({p["id"] for p in pool}) == len(pool) == len(prompts.DOMAINS) * prompts.PER_DOMAIN
+    assert len({p["text"] for p in pool}) == len(pool)
+    entropy = torch.arange(100.0).flip(0)
+    picked = prompts.stratified(torch.arange(100), entropy, 3, torch.Generator().manual_seed(0))
+    quintile = entropy[picked].long() // 20                  # the entropy band each pick came from
+    assert quintile.tolist() == [q for q in range(5) for _ in range(3)]
+
+
+def test_artifact_key_changes_with_the_description(tmp_path):
+    from lib import cache
+    a = cache.artifact_path("llm-pass", {"texts": "x"}, ("llm.py",))
+    assert a != cache.artifact_path("llm-pass", {"texts": "y"}, ("llm.py",))
+    assert a != cache.artifact_path("llm-pass", {"texts": "x"}, ("llm.py", "sula.py"))
+    calls = []
+    first = cache.get_or_compute("t", {"k": 1}, ("llm.py",), lambda: calls.append(1) or {"v": torch.ones(2)})
+    again = cache.get_or_compute("t", {"k": 1}, ("llm.py",), lambda: calls.append(1) or {"v": torch.zeros(2)})
+    assert calls == [1] and torch.equal(first["v"], again["v"])
+
+
+def test_sula_mean_bayes_entropy_matches_the_committed_levels_and_sampling():
+    task = sula.Evidence(noise=0.1)
+    assert task.mean_bayes_entropy(2) == pytest.approx(0.82 * sula.binary_entropy(0.81 / 0.82).item() + 0.18)
+    ps = task.prompts("main", (4,), 4000, torch.Generator().manual_seed(0))
+    mean = sum(p["bayes_entropy"] for p in ps) / len(ps)
+    assert mean == pytest.approx(task.mean_bayes_entropy(4), abs=0.02)
+    # the answer is the label under the hidden mapping, so Bayes puts p > 1/2 on it more often than not
+    assert sum((p["bayes_p1"] > 0.5) == (p["answer"] == 1) for p in ps) / len(ps) > 0.9
+
+
+def test_spearman_matches_scipy_with_ties():
+    import scipy.stats
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randint(0, 5, (40,), generator=gen).double()
+    b = a + torch.randn(40, generator=gen, dtype=torch.float64)
+    assert llm_geometry.spearman(a, b) == pytest.approx(scipy.stats.spearmanr(a.numpy(), b.numpy()).statistic)
