@@ -71,3 +71,29 @@ def get_or_train(cfg: RunConfig, progress: bool = True) -> Run:
     run = train(cfg, progress=progress)
     save(run, path)
     return run
+
+
+# Generic content-keyed artifacts (e.g. activations of a pretrained LM): the key hashes a
+# canonical JSON description of what was computed plus the source of the lib modules that
+# computed it. Same atomic writes as runs; nothing here changes how trained runs are keyed.
+
+def artifact_path(kind: str, key: dict, sources: tuple[str, ...]):
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
+    for name in sorted(sources):
+        digest.update(name.encode() + b"\0" + (paths.ROOT / "lib" / name).read_bytes())
+    return paths.RUNS / f"{kind}-{digest.hexdigest()[:16]}.pt"
+
+
+def get_or_compute(kind: str, key: dict, sources: tuple[str, ...], compute) -> dict:
+    """The cached result (a dict of tensors and plain values) of `compute()` for `key`,
+    computing and saving it first if absent. `sources`: lib files (relative to lib/) whose
+    code produced it. Used by: 06_llm_geometry (activations of SmolLM2)."""
+    path = artifact_path(kind, key, sources)
+    if path.exists():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    result = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save(result, tmp)
+    os.replace(tmp, path)
+    return result

@@ -203,3 +203,73 @@ def ablation_bars(panels: dict[str, dict[str, np.ndarray]], threshold: float) ->
             ax.legend()
         fig.tight_layout()
     return _detached(fig)
+
+
+# Chapter 6 (Paper III): a pretrained LLM's value geometry, keys, focusing, SULA, interventions.
+
+def value_pc1_scatter(panels: dict[str, tuple[np.ndarray, np.ndarray, float, float]]) -> plt.Figure:
+    """One panel per prompt set: next-token entropy against the prompt's standardised PC1
+    score; the title gives the PC1 share and Spearman rho. panels: name -> (pc1, entropy, share, rho)."""
+    with plt.style.context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+        for ax, (name, (pc1, entropy, share, rho)) in zip(axes[0], panels.items()):
+            ax.scatter(pc1, entropy, s=14, alpha=0.7)
+            ax.set(xlabel="PC1 score (standardised values)", ylabel="next-token entropy (bits)",
+                   title=f"{name}: PC1 {share:.1%}, Spearman {rho:+.2f}")
+        fig.tight_layout()
+    return _detached(fig)
+
+
+def layer_profiles(key_cos: dict[str, np.ndarray], key_reference: dict[str, float],
+                   attention: dict[str, np.ndarray]) -> plt.Figure:
+    """Left: mean |cos| between W_K columns per layer (trained, random init) with reference
+    levels. Right: normalised final-query attention entropy per layer (with and without the
+    first key)."""
+    with plt.style.context(STYLE):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+        for label, y in key_cos.items():
+            left.plot(np.arange(len(y)), y, "o-", ms=3, label=label)
+        for (label, level), style in zip(key_reference.items(), (":", "--", "-.")):
+            left.axhline(level, color="0.4", ls=style, lw=1, label=label)
+        left.set(xlabel="layer", ylabel="mean |cos| of W_K columns", title="Key orthogonality")
+        left.legend(fontsize=8)
+        for label, y in attention.items():
+            right.plot(np.arange(len(y)), y, "o-", ms=3, label=label)
+        right.set(xlabel="layer", ylabel="attention entropy / log2 T", title="Final-query attention entropy",
+                  ylim=(0, 1))
+        right.legend(fontsize=8)
+        fig.tight_layout()
+    return _detached(fig)
+
+
+def sula_by_k(by_k: dict[str, dict[int, dict]]) -> plt.Figure:
+    """Left: mean model entropy over the two labels per k and condition, with the Bayes entropy.
+    Right: median probability mass the model puts on the two labels."""
+    with plt.style.context(STYLE):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+        for condition, rows in by_k.items():
+            ks = sorted(rows)
+            left.plot(ks, [rows[k]["h_model"] for k in ks], "o-", label=f"model, {condition}")
+            left.plot(ks, [rows[k]["h_bayes"] for k in ks], "x--", alpha=0.6, label=f"Bayes, {condition}")
+            right.plot(ks, [rows[k]["mass"] for k in ks], "o-", label=condition)
+        left.set(xlabel="k (labelled examples)", ylabel="entropy over the two labels (bits)", title="SULA")
+        left.legend(fontsize=7)
+        right.set(xlabel="k (labelled examples)", ylabel="median p(label 1) + p(label 2)", ylim=(0, 1),
+                  title="Mass on the two labels")
+        right.legend(fontsize=8)
+        fig.tight_layout()
+    return _detached(fig)
+
+
+def axis_vs_random(panels: dict[str, tuple[np.ndarray, float, str]]) -> plt.Figure:
+    """One panel per intervention: the random axes' effects (histogram) and the entropy axis's
+    (vertical line). panels: title -> (random effects, true effect, x label)."""
+    with plt.style.context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+        for ax, (title, (random, true, xlabel)) in zip(axes[0], panels.items()):
+            ax.hist(random, bins=min(20, max(5, len(random))), color="0.6", label="random axes")
+            ax.axvline(true, color="C3", lw=2, label="entropy axis")
+            ax.set(xlabel=xlabel, ylabel="count", title=title)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+    return _detached(fig)

@@ -189,3 +189,30 @@ def c5(profile: str) -> dict:
     size = C5_SIZES[profile]
     return {"transformer": c1(profile)["runs"]["transformer"][0], "random_head": C5_RANDOM_HEAD,
             "feedback": C5_FEEDBACK, **size}
+
+
+# Chapter 6 (Paper III, LLMs): SmolLM2-135M-Instruct in every profile; the profiles differ in
+# how many prompts, resamples and random axes they use. Layers: the paper's Pythia-410M layers
+# (of 24) mapped onto SmolLM2's 30: single-layer 12, 23 -> 15, 29; multi-layer
+# {8, 12, 16, 20, 23} -> {10, 15, 20, 25, 29} (round(l * 29 / 23)).
+C6_SIZES = {
+    "smoke": dict(pool_per_domain=12, per_quintile=2, sula_per_k=1, boot=20, null_reps=3, heldout=20,
+                  eval_natural=4, eval_sula_per_k=1, n_random=2, n_random_multi=2, length_band=(0.0, 1.0), key_tokens=100),
+    "default": dict(pool_per_domain=None, per_quintile=15, sula_per_k=24, boot=1000, null_reps=50, heldout=200,
+                    eval_natural=32, eval_sula_per_k=8, n_random=20, n_random_multi=10, length_band=(0.25, 0.75),
+                    key_tokens=1000),
+    "paper": dict(pool_per_domain=None, per_quintile=15, sula_per_k=100, boot=2000, null_reps=200, heldout=200,
+                  eval_natural=100, eval_sula_per_k=20, n_random=100, n_random_multi=50, length_band=(0.25, 0.75),
+                  key_tokens=1000),
+}
+
+
+def c6(profile: str) -> dict:
+    """Chapter 6: prompt counts (`pool_per_domain`: None = the whole committed pool), the
+    stratification (`per_quintile` per entropy quintile), SULA prompts per k, bootstrap and
+    null sizes, the held-out and behaviour-evaluation sets of the interventions, their random
+    axes, the layers, and the token-length band (quantiles of the math domain's lengths) of
+    the length-matched sets."""
+    check_profile(profile)
+    return {**C6_SIZES[profile], "ks": (0, 1, 2, 4, 8), "layers_single": (29,), "layers_multi": (10, 15, 20, 25, 29),
+            "seed": 0, "init_seed": 0}

@@ -1,0 +1,53 @@
+"""Cached forward passes of a pretrained LM over prompt sets (through lib.cache's content-keyed
+artifacts): what chapter 6 measures, computed once and reused on re-execution.
+
+A model is described by a small dict (`model_id`): the GGUF file it came from (name and size)
+or the random-initialisation seed of the untrained control, so a different model can never
+return another's activations.
+
+Used by: 06_llm_geometry (L1-L9).
+"""
+import hashlib
+
+import torch
+
+from lib import cache, llm
+
+SOURCES = ("llm.py", "llm_runs.py")
+
+
+def trained_id() -> dict:
+    path = llm.smollm2_path()
+    return {"gguf": path.name, "bytes": path.stat().st_size}
+
+
+def init_id(seed: int) -> dict:
+    return {**trained_id(), "random_init_seed": seed}
+
+
+def _texts_hash(texts: list[str]) -> str:
+    return hashlib.sha256("\0".join(texts).encode()).hexdigest()
+
+
+def last_token_pass(model, tokenizer, model_id: dict, texts: list[str], layers=(), attention: bool = False,
+                    batch_size: int = 32, label_ids: tuple[int, ...] = ()) -> dict:
+    """Per prompt: next-token entropy (bits), prompt length and last token id, values at `layers`
+    (last token), and with `attention` the normalised final-query attention entropies; with
+    `label_ids` the log-probabilities of those tokens. Cached under data/runs."""
+    key = {"model": model_id, "texts": _texts_hash(texts), "n": len(texts), "layers": list(layers),
+           "attention": attention, "labels": list(label_ids)}
+
+    def compute():
+        from lib import metrics
+        ids = llm.tokenize(tokenizer, texts)
+        out = llm.forward_last(model, ids, layers=layers, attention=attention, batch_size=batch_size,
+                               pad_id=tokenizer.pad_token_id)
+        res = {"entropy": metrics.entropy_bits(out["logprobs"].exp()), "length": torch.tensor(list(map(len, ids))),
+               "last_token": torch.tensor([seq[-1] for seq in ids]), "label_logprobs": out["logprobs"][:, list(label_ids)]}
+        if layers:
+            res["values"] = out["values"]
+        if attention:
+            res["attn_entropy"], res["attn_entropy_no_sink"] = out["attn_entropy"].float(), out["attn_entropy_no_sink"].float()
+        return res
+
+    return cache.get_or_compute("llm-pass", key, SOURCES, compute)
