@@ -416,11 +416,19 @@ def record(claim_id: str, values: dict[str, float], profile: str, seeds: int,
     return rec
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
+
+
+def _paper_value(paper: dict) -> str:
+    return "gives no number" if paper["value"] is None else f"{paper['value']:g} {paper['unit']}"
+
+
 def one_line(rec: dict) -> str:
     ours, paper = rec["ours"], rec["paper"]
     return (f"{rec['id']} {rec['verdict'].upper()}: ours {ours['value']:.4g} {ours['unit']} "
-            f"(95% CI {ours['ci95'][0]:.4g}-{ours['ci95'][1]:.4g}, {ours['seeds']} seeds, {ours['profile']} profile); "
-            f"paper {paper['value']} {paper['unit']}; threshold {rec['threshold']}")
+            f"(95% CI {ours['ci95'][0]:.4g} to {ours['ci95'][1]:.4g}, {_seeds(ours['seeds'])}, "
+            f"{ours['profile']} profile); paper {_paper_value(paper)}; threshold {rec['threshold']}")
 
 
 def load_records(folder=None) -> list[dict]:
@@ -440,13 +448,12 @@ def ledger_markdown(records: list[dict]) -> str:
     rows = []
     for r in records:
         ours, paper = r["ours"], r["paper"]
-        paper_value = "—" if paper["value"] is None else f"{paper['value']:g} {paper['unit']}"
         chapter = r["chapter"].removeprefix("book/").removesuffix(".ipynb")
         rows.append(" | ".join([
             f"| {r['id']}", cell(r["title"]),
-            f"{paper_value}<br><small>{cell(paper['source'])}</small>",
+            f"{_paper_value(paper)}<br><small>{cell(paper['source'])}</small>",
             f"{ours['value']:.4g} {ours['unit']}<br><small>95% CI {ours['ci95'][0]:.4g} to {ours['ci95'][1]:.4g}; "
-            f"{ours['seeds']} seed(s), {ours['profile']} profile; {cell(ours['metric'])}; "
+            f"{_seeds(ours['seeds'])}, {ours['profile']} profile; {cell(ours['metric'])}; "
             f"threshold: {cell(r['threshold'])}</small>",
             f"**{r['verdict']}**", f"{{doc}}`{chapter}` |"]))
     lines = [f"{len(records)} claims measured: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", ""]
