@@ -420,7 +420,7 @@ def _seeds(n: int) -> str:
     return f"{n} seed" + ("" if n == 1 else "s")
 
 
-def _paper_value(paper: dict) -> str:
+def paper_value(paper: dict) -> str:
     return "gives no number" if paper["value"] is None else f"{paper['value']:g} {paper['unit']}"
 
 
@@ -428,7 +428,7 @@ def one_line(rec: dict) -> str:
     ours, paper = rec["ours"], rec["paper"]
     return (f"{rec['id']} {rec['verdict'].upper()}: ours {ours['value']:.4g} {ours['unit']} "
             f"(95% CI {ours['ci95'][0]:.4g} to {ours['ci95'][1]:.4g}, {_seeds(ours['seeds'])}, "
-            f"{ours['profile']} profile); paper {_paper_value(paper)}; threshold {rec['threshold']}")
+            f"{ours['profile']} profile); paper {paper_value(paper)}; threshold {rec['threshold']}")
 
 
 def load_records(folder=None) -> list[dict]:
@@ -451,7 +451,7 @@ def ledger_markdown(records: list[dict]) -> str:
         chapter = r["chapter"].removeprefix("book/").removesuffix(".ipynb")
         rows.append(" | ".join([
             f"| {r['id']}", cell(r["title"]),
-            f"{_paper_value(paper)}<br><small>{cell(paper['source'])}</small>",
+            f"{paper_value(paper)}<br><small>{cell(paper['source'])}</small>",
             f"{ours['value']:.4g} {ours['unit']}<br><small>95% CI {ours['ci95'][0]:.4g} to {ours['ci95'][1]:.4g}; "
             f"{_seeds(ours['seeds'])}, {ours['profile']} profile; {cell(ours['metric'])}; "
             f"threshold: {cell(r['threshold'])}</small>",
