@@ -247,11 +247,11 @@ def sula_by_k(by_k: dict[str, dict[int, dict]]) -> plt.Figure:
     Right: median probability mass the model puts on the two labels."""
     with plt.style.context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-        for condition, rows in by_k.items():
-            ks = sorted(rows)
-            left.plot(ks, [rows[k]["h_model"] for k in ks], "o-", label=f"model, {condition}")
-            left.plot(ks, [rows[k]["h_bayes"] for k in ks], "x--", alpha=0.6, label=f"Bayes, {condition}")
-            right.plot(ks, [rows[k]["mass"] for k in ks], "o-", label=condition)
+        for i, (condition, rows) in enumerate(by_k.items()):
+            ks, color = sorted(rows), f"C{i}"  # one colour per condition: model solid, Bayes dashed
+            left.plot(ks, [rows[k]["h_model"] for k in ks], "o-", color=color, label=f"model, {condition}")
+            left.plot(ks, [rows[k]["h_bayes"] for k in ks], "x--", color=color, alpha=0.6, label=f"Bayes, {condition}")
+            right.plot(ks, [rows[k]["mass"] for k in ks], "o-", color=color, label=condition)
         left.set(xlabel="k (labelled examples)", ylabel="entropy over the two labels (bits)", title="SULA")
         left.legend(fontsize=7)
         right.set(xlabel="k (labelled examples)", ylabel="median p(label 1) + p(label 2)", ylim=(0, 1),
