@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from lib import llm, llm_geometry, llm_interventions, llm_runs, prompts, stats, sula
+from lib import geometry, llm, llm_geometry, llm_interventions, llm_runs, prompts, stats, sula
 
 
 def prompt_sets(pool: list[dict], entropy: torch.Tensor, length: torch.Tensor, cfg: dict) -> dict:
@@ -65,14 +65,17 @@ def key_orthogonality(model, init_model, n_tokens: int, seed: int) -> dict:
     gen = torch.Generator().manual_seed(seed)
     tokens = torch.randperm(model.config.vocab_size, generator=gen)[:n_tokens]
 
+    def abs_cos(v):  # float64: thousands of small Gram matrices, summed
+        return geometry.mean_abs_cos(v.double()).item()
+
     def measure(m):
-        wk = torch.tensor([[llm_geometry.mean_abs_cos(head) for head in llm.key_weight_columns(m, layer)]
+        wk = torch.tensor([[abs_cos(head) for head in llm.key_weight_columns(m, layer)]
                            for layer in range(lay.n_layers)])                      # [n_layers, n_kv_heads]
-        shuffled = torch.tensor([[llm_geometry.mean_abs_cos(llm_geometry.shuffled_within_vectors(h, gen))
+        shuffled = torch.tensor([[abs_cos(llm_geometry.shuffled_within_vectors(h, gen))
                                   for h in llm.key_weight_columns(m, layer)] for layer in (0, lay.n_layers - 1)])
         keys = llm.token_keys_layer0(m, tokens)                                     # [n_tokens, n_kv, head_dim]
-        tok = [llm_geometry.mean_abs_cos(keys[:, h]) for h in range(lay.n_kv_heads)]
-        tok_c = [llm_geometry.mean_abs_cos(keys[:, h], centre=True) for h in range(lay.n_kv_heads)]
+        tok = [abs_cos(keys[:, h]) for h in range(lay.n_kv_heads)]
+        tok_c = [abs_cos(keys[:, h].double() - keys[:, h].double().mean(0)) for h in range(lay.n_kv_heads)]
         return {"wk": wk, "wk_shuffled": shuffled.mean().item(), "token": sum(tok) / len(tok),
                 "token_centred": sum(tok_c) / len(tok_c)}
 
@@ -83,8 +86,8 @@ def key_orthogonality(model, init_model, n_tokens: int, seed: int) -> dict:
               "wk_over_init": trained["wk"].mean().item() / init["wk"].mean().item(),
               "token_keys_over_init": trained["token"] / init["token"]}
     details = {"per_layer": per_layer.tolist(), "init_per_layer": init["wk"].mean(1).tolist(),
-               "analytic_d_model": llm_geometry.expected_abs_cos(lay.d_model),
-               "analytic_head_dim": llm_geometry.expected_abs_cos(lay.head_dim),
+               "analytic_d_model": geometry.gaussian_abs_cos(lay.d_model),
+               "analytic_head_dim": geometry.gaussian_abs_cos(lay.head_dim),
                "wk_shuffled_within_columns": trained["wk_shuffled"], "token_keys": trained["token"],
                "token_keys_centred": trained["token_centred"], "init_token_keys": init["token"],
                "init_token_keys_centred": init["token_centred"], "n_tokens": n_tokens}

@@ -6,7 +6,8 @@
   prompts (same marginals, no shared axis); leave-one-out for outliers; bootstrap intervals.
 - Correlation of PC1 with entropy (Spearman), with a bootstrap interval whose PC1 sign is
   aligned to the full-sample axis.
-- Mean |cos| between vectors (key orthogonality) and its exact value for random directions.
+- A within-vector shuffle, the null for key orthogonality (the mean |cos| itself and its value
+  for random directions are `lib.geometry`'s, shared with chapter 3).
 
 Used by: 06_llm_geometry (L1-L5); Paper III §4.2, §5, spec paper2_3.md §3.6-§3.8.
 """
@@ -150,22 +151,6 @@ def summary(x: torch.Tensor, entropy: torch.Tensor, generator: torch.Generator, 
             "loo_argmin": int(torch.tensor([s["pc1"] for s in loo]).argmin()),
             "jackknife": {k: jackknife_ci(shares[k], [s[k] for s in loo]) for k in ("pc1", "pc12")},
             "scores": scores}
-
-
-def mean_abs_cos(v: torch.Tensor, centre: bool = False) -> float:
-    """Mean |cos| over ordered pairs i != j of the rows of `v` [n, d]."""
-    v = v.double()
-    if centre:
-        v = v - v.mean(0)
-    u = v / v.norm(dim=-1, keepdim=True)
-    c = (u @ u.T).abs()
-    n = len(u)
-    return ((c.sum() - c.diagonal().sum()) / (n * (n - 1))).item()
-
-
-def expected_abs_cos(d: int) -> float:
-    """E|cos| of two independent uniform directions in R^d: Gamma(d/2) / (sqrt(pi) Gamma((d+1)/2))."""
-    return math.exp(math.lgamma(d / 2) - math.lgamma((d + 1) / 2)) / math.sqrt(math.pi)
 
 
 def shuffled_within_vectors(v: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

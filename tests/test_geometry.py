@@ -24,6 +24,7 @@ def test_gaussian_baseline_is_exact_in_2d_and_matches_monte_carlo():
     assert geometry.gaussian_abs_cos(2) == pytest.approx(2 / math.pi)  # |cos| of a uniform angle
     x = torch.randn(4000, 2, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert geometry.mean_abs_cos(x).mean().item() == pytest.approx(geometry.gaussian_abs_cos(16), rel=0.02)
+    assert geometry.gaussian_abs_cos(1024) == pytest.approx(math.sqrt(2 / (math.pi * 1024)), rel=0.01)
     assert geometry.gaussian_abs_cos(32) == pytest.approx(math.sqrt(2 / (math.pi * 32)), rel=0.02)
 
 

@@ -155,13 +155,6 @@ def test_one_outlier_dominates_standardised_pca():
     assert min(loo) < 0.05
 
 
-def test_mean_abs_cos_of_random_vectors():
-    gen = torch.Generator().manual_seed(2)
-    v = torch.randn(400, 64, generator=gen, dtype=torch.float64)
-    assert llm_geometry.mean_abs_cos(v) == pytest.approx(llm_geometry.expected_abs_cos(64), rel=0.03)
-    assert llm_geometry.expected_abs_cos(1024) == pytest.approx(math.sqrt(2 / (math.pi * 1024)), rel=0.01)
-
-
 @pytest.mark.parametrize("kind", ["llama", "neox"])
 def test_resuming_from_a_block_equals_the_full_forward_pass(kind):
     model = tiny(kind)
