@@ -55,12 +55,17 @@ def load(path) -> Run:
     return Run(cfg, model.eval(), saved["history"], saved["train_seconds"], saved["snapshots"])
 
 
-def save(run: Run, path) -> None:
+def atomic_save(obj, path) -> None:
+    """torch.save under a temporary name, then rename: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique: two processes may train the same run
-    torch.save({"config": run.config.to_dict(), "state_dict": run.model.state_dict(),
-                "history": run.history, "train_seconds": run.train_seconds, "snapshots": run.snapshots}, tmp)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique: two processes may write the same file
+    torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def save(run: Run, path) -> None:
+    atomic_save({"config": run.config.to_dict(), "state_dict": run.model.state_dict(),
+                 "history": run.history, "train_seconds": run.train_seconds, "snapshots": run.snapshots}, path)
 
 
 def get_or_train(cfg: RunConfig, progress: bool = True) -> Run:
@@ -92,8 +97,5 @@ def get_or_compute(kind: str, key: dict, sources: tuple[str, ...], compute) -> d
     if path.exists():
         return torch.load(path, map_location="cpu", weights_only=True)
     result = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(result, tmp)
-    os.replace(tmp, path)
+    atomic_save(result, path)
     return result

@@ -30,12 +30,16 @@ def one_thread():
         torch.set_num_threads(before)
 
 
+def standardise_mask(x: torch.Tensor) -> torch.Tensor:
+    """The coordinates that vary across prompts (relative to the most variable one)."""
+    sd = x.double().std(0)
+    return sd > 1e-12 * sd.max()
+
+
 def standardise(x: torch.Tensor) -> torch.Tensor:
     """z-score each coordinate across prompts (coordinates constant across prompts are dropped)."""
-    x = x.double()
-    sd = x.std(0)
-    keep = sd > 1e-12 * sd.max()
-    return (x[:, keep] - x[:, keep].mean(0)) / sd[keep]
+    x = x[:, standardise_mask(x)].double()
+    return (x - x.mean(0)) / x.std(0)
 
 
 def eigenvalues(x: torch.Tensor, standardised: bool = True) -> torch.Tensor:
@@ -119,11 +123,6 @@ def bootstrap_spearman(x: torch.Tensor, entropy: torch.Tensor, reps: int, genera
         rhos.append(sign * spearman(scores, entropy[idx]))
     rhos = torch.tensor(rhos)
     return rhos.quantile(0.025).item(), rhos.quantile(0.975).item()
-
-
-def standardise_mask(x: torch.Tensor) -> torch.Tensor:
-    sd = x.double().std(0)
-    return sd > 1e-12 * sd.max()
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
