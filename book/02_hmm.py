@@ -157,24 +157,27 @@ for K in setup["test_K"]:
         scores[name, K] = [metrics.score(r.model, batch) for r in rs]
 
 
-def mean_summary(name, K):
-    return {k: float(np.mean([s.summary()[k] for s in scores[name, K]])) for k in scores["uniform", K][0].summary()}
+def mean_summary(per_seed_scores):
+    """Each `Scores.summary()` field, averaged over seeds."""
+    summaries = [s.summary() for s in per_seed_scores]
+    return {k: float(np.mean([summary[k] for summary in summaries])) for k in summaries[0]}
 
 
 K0 = task.K
 mae20 = {name: stats.across_seeds(scores[name, K0]) for name in [*runs, "emission_only", "uniform"]}
+summary20 = {name: mean_summary(scores[name, K0]) for name in mae20}
 paper = claims.CLAIMS["C2"].paper
 paper_value = {"transformer": f"{paper['value']:g} (cancelling or KL); {paper['others']['transformer per-sample (v3)']} per-sample",
                "mlp_flat": f"{paper['others']['MLP']} (MLP)", "lstm": f"{paper['others']['LSTM (v3)']}"}
 display(Markdown(plotting.markdown_table(
     ["model", f"entropy error, K={K0} (bits) [95% CI]", "KL(α‖q)", "TVD", "cancelling aggregator", "paper"],
     [[plotting.LABELS.get(name, name), f"{m['mean']:.4f} [{m['ci95'][0]:.4f}, {m['ci95'][1]:.4f}]",
-      f"{mean_summary(name, K0)['kl']:.5f}", f"{mean_summary(name, K0)['tvd']:.4f}",
-      f"{mean_summary(name, K0)['entropy_mae_cancelling']:.5f}", paper_value.get(name, "")]
+      f"{summary20[name]['kl']:.5f}", f"{summary20[name]['tvd']:.4f}",
+      f"{summary20[name]['entropy_mae_cancelling']:.5f}", paper_value.get(name, "")]
      for name, m in mae20.items()])))
 
 # %%
-tr20 = mean_summary("transformer", K0)
+tr20 = summary20["transformer"]
 glue("c2_mae", mae20["transformer"]["mean"], display=False)
 glue("c2_kl", tr20["kl"], display=False)
 glue("c2_cancelling", tr20["entropy_mae_cancelling"], display=False)
@@ -295,13 +298,11 @@ def repeat_last_trained_pair(pos_embed, _):
     return pos_embed
 
 
-handlings = {"as trained (decayed rows)": [], "untrained rows zeroed": [zero_untrained],
-             "last trained pair repeated": [repeat_last_trained_pair]}
-position_scores = {}
-for label, hook_fns in handlings.items():
+position_scores = {"as trained (decayed rows)": scores["transformer", K_max]}  # scored above, no hook
+for label, rewrite in [("untrained rows zeroed", zero_untrained), ("last trained pair repeated", repeat_last_trained_pair)]:
     position_scores[label] = []
     for r in runs["transformer"]:
-        with r.model.hooks([("hook_pos_embed", fn) for fn in hook_fns]):
+        with r.model.hooks([("hook_pos_embed", rewrite)]):
             position_scores[label].append(metrics.score(r.model, batches[K_max]))
 position_table = {label: {"t<20": stats.across_seeds([s.at_positions(slice(0, K0)) for s in ss])["mean"],
                           "t>=20": stats.across_seeds([s.at_positions(slice(K0, None)) for s in ss])["mean"]}
@@ -385,7 +386,7 @@ c2 = claims.record("C2", {"transformer_mae": mae20["transformer"]["mean"],
                           "transformer_kl": tr20["kl"]},
                    profile, seeds=len(runs["transformer"]), ci95=mae20["transformer"]["ci95"],
                    details={name: {"entropy_mae": m["mean"], "ci95": m["ci95"], "per_seed": m["per_seed"],
-                                   **{k: mean_summary(name, K0)[k] for k in ("kl", "tvd", "entropy_mae_cancelling")},
+                                   **{k: summary20[name][k] for k in ("kl", "tvd", "entropy_mae_cancelling")},
                                    "parameters": sizes.get(name)} for name, m in mae20.items()})
 c3 = claims.record("C3", {"k50_mae": k50["mean"], "extrapolation_spearman": float(shape["spearman"]),
                           "largest_step_fraction": shape["largest_step_fraction"]},
