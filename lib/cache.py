@@ -92,7 +92,7 @@ def artifact_path(kind: str, key: dict, sources: tuple[str, ...]):
 def get_or_compute(kind: str, key: dict, sources: tuple[str, ...], compute) -> dict:
     """The cached result (a dict of tensors and plain values) of `compute()` for `key`,
     computing and saving it first if absent. `sources`: lib files (relative to lib/) whose
-    code produced it. Used by: 06_llm_geometry (activations of SmolLM2)."""
+    code produced it. Used by: 07_llm_geometry (activations of SmolLM2)."""
     path = artifact_path(kind, key, sources)
     if path.exists():
         return torch.load(path, map_location="cpu", weights_only=True)

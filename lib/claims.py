@@ -175,6 +175,27 @@ CLAIMS = {c.id: c for c in [
                     Condition("hmm_abs_within_position_r", ">=", 0.5)),
     ),
     Claim(
+        id="C10",
+        title="Frame-precision dissociation: during training the attention frame settles early while the "
+              "calibration keeps improving long afterwards (Paper II's G5 predicts the same)",
+        chapter="book/06_frame_precision.ipynb",
+        paper={"value": 40.0, "unit": "x (entropy MAE when the frame settled / final MAE)",
+               "source": "Paper I v1 abstract and summaries (qualitative: the value manifold 'unfurls' after the "
+                         "frame); the authors' later dense-checkpoint note (jlens phase 5, spec paper1.md §4.6): "
+                         "frame formed by 1-2.5k steps, calibration MAE 0.086-0.032 then, 0.00078 at 50k, 'about "
+                         "40x' afterwards; Paper II/III state it as a prediction (G5)",
+               "others": {"frame settles by step": [1000, 2500]}},
+        headline="bijection_mae_ratio_at_frame",
+        metric="entropy MAE at the first checkpoint from which the attention patterns' similarity to the final "
+               "model (1 - JS) and the layer-0 key-subspace overlap both stay >= 90% of the way from their "
+               "initial to their final value, divided by the final MAE; bijection, mean over seeds. Step ratio: "
+               "the step at which log-MAE is 90% of the way to its final value over that frame step",
+        conditions=(Condition("bijection_mae_ratio_at_frame", ">=", 10.0),
+                    Condition("bijection_step_ratio", ">=", 5.0),
+                    Condition("hmm_mae_ratio_at_frame", ">=", 10.0),
+                    Condition("hmm_step_ratio", ">=", 5.0)),
+    ),
+    Claim(
         id="G1",
         title="Advantage-based routing law: dL/ds_ij = a_ij (b_ij - sum_k a_ik b_ik), b_ij = u_i . v_j, "
               "holds exactly for every softmax head",
@@ -243,7 +264,7 @@ CLAIMS = {c.id: c for c in [
     Claim(
         id="L1",
         title="Final-layer value vectors organise along a dominant axis (PC1) correlated with next-token entropy",
-        chapter="book/06_llm_geometry.ipynb",
+        chapter="book/07_llm_geometry.ipynb",
         paper={"value": 0.59, "unit": "abs. Spearman rho",
                "source": "P3 v1 §5.1, Llama-3.2-1B mixed-domain +0.59 (math -0.51); Pythia -0.32 / -0.14, "
                          "Phi-2 +0.34 / +0.16; the sign is declared a convention",
@@ -259,7 +280,7 @@ CLAIMS = {c.id: c for c in [
     Claim(
         id="L2",
         title="Final-layer value space is low-dimensional: standardised PC1 well above its null",
-        chapter="book/06_llm_geometry.ipynb",
+        chapter="book/07_llm_geometry.ipynb",
         paper={"value": 0.366, "unit": "fraction of variance",
                "source": "P3 v1 Table 1, Llama-3.2-1B mixed PC1 36.6% (34.8, 38.4); §5.5 and §6.4 give 18.5% "
                          "for the same model (spec paper2_3.md §3.13: Table 1 is compared); §4.5: PC1 6-17x "
@@ -274,7 +295,7 @@ CLAIMS = {c.id: c for c in [
     Claim(
         id="L3",
         title="Domain restriction collapses the value manifold towards one or two dimensions",
-        chapter="book/06_llm_geometry.ipynb",
+        chapter="book/07_llm_geometry.ipynb",
         paper={"value": 0.736, "unit": "fraction of variance",
                "source": "P3 v1 Table 1, Llama-3.2-1B math PC1+PC2 73.6% (mixed 51.4%: +22 pp); text: "
                          "'70-95%', '80-95%'",
@@ -288,7 +309,7 @@ CLAIMS = {c.id: c for c in [
     Claim(
         id="L4",
         title="Keys are near-orthogonal, more so than at random initialisation",
-        chapter="book/06_llm_geometry.ipynb",
+        chapter="book/07_llm_geometry.ipynb",
         paper={"value": 0.165, "unit": "mean abs. cosine",
                "source": "P3 v1 Table 2 and §5.5, Llama-3.2-1B 0.15-0.18 (midpoint); 'random/initialisation' "
                          "0.35-0.45 (§2, §5); criterion < 0.20 for >= 50% of layers (§4.5)",
@@ -302,7 +323,7 @@ CLAIMS = {c.id: c for c in [
     Claim(
         id="L5",
         title="Dynamic focusing: attention entropy of the final query falls from the first to the last layer",
-        chapter="book/06_llm_geometry.ipynb",
+        chapter="book/07_llm_geometry.ipynb",
         paper={"value": 0.31, "unit": "fraction",
                "source": "P3 v1 Table 2, Llama-3.2-1B down 31% (Pythia 82%, Phi-2 86%; Fig. 8 gives Pythia "
                          "-0.10, flagged in spec §3.13); criterion > 30% (§4.5)",
@@ -316,7 +337,7 @@ CLAIMS = {c.id: c for c in [
     Claim(
         id="L6",
         title="SULA: with in-context evidence the model's entropy over two labels tracks the Bayes entropy",
-        chapter="book/06_llm_geometry.ipynb",
+        chapter="book/07_llm_geometry.ipynb",
         paper={"value": 0.36, "unit": "bits",
                "source": "P3 v1 §5.2, Llama-3.2-1B MAE 0.36 bits (Pythia 0.44, Phi-2 0.31); |rho(PC1, H_Bayes)| "
                          "0.65-0.80; 'model entropy declines monotonically with k'",
@@ -332,7 +353,7 @@ CLAIMS = {c.id: c for c in [
         id="L7",
         title="SULA controls: the evidence effect survives a lexical remap of the labels and vanishes "
               "when the labels are shuffled",
-        chapter="book/06_llm_geometry.ipynb",
+        chapter="book/07_llm_geometry.ipynb",
         paper={"value": None, "unit": "bits",
                "source": "P3 v1 §5.2 and Fig. 2 (qualitative: main and lexical-remap monotone, shuffled and "
                          "evidence-ablated flat or reversed); the control generators are not released",
@@ -347,7 +368,7 @@ CLAIMS = {c.id: c for c in [
         id="L8",
         title="Single-layer intervention: an entropy-aligned value axis exists and shifting along it moves "
               "the model's predictive entropy, unlike random axes",
-        chapter="book/06_llm_geometry.ipynb",
+        chapter="book/07_llm_geometry.ipynb",
         paper={"value": 0.3, "unit": "Pearson r",
                "source": "P3 v1 §6.2 / §7.1 (Pythia-410M, layers 12 and 23): baseline rho(v . u_ent, H_model) "
                          "0.27-0.32, small directional calibration changes under +-1 sigma shifts, random "
@@ -363,7 +384,7 @@ CLAIMS = {c.id: c for c in [
         id="L9",
         title="Multi-layer cut of the entropy axis leaves SULA calibration nearly unchanged; random cuts "
               "improve it",
-        chapter="book/06_llm_geometry.ipynb",
+        chapter="book/07_llm_geometry.ipynb",
         paper={"value": 0.01, "unit": "fraction",
                "source": "P3 v1 §7.1, Pythia-410M layers {8,12,16,20,23}: SULA MAE and correlation change < 1%; "
                          "axis-entropy correlation 0.27 -> 0.07 (read back from the edited tensor); random-axis "

@@ -14,7 +14,7 @@ Extraction works on any Hugging Face causal LM of two layouts:
 Hooks use TransformerLens names (`blocks.{i}.attn.hook_k`, `hook_v`), are added only inside
 context managers and are always removed.
 
-Used by: 06_llm_geometry (L1-L9); Paper III §4, spec paper2_3.md §3.3.
+Used by: 07_llm_geometry (L1-L9); Paper III §4, spec paper2_3.md §3.3.
 """
 import contextlib
 import copy

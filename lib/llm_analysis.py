@@ -1,7 +1,7 @@
-"""Chapter 6's measurements, one function per group of claims, each returning the claim values
+"""Chapter 7's measurements, one function per group of claims, each returning the claim values
 (the quantities registered in lib.claims), an interval for the headline and the details.
 
-Used by: 06_llm_geometry (L1-L9); Paper III §4-§7, spec paper2_3.md §3.4-§3.11.
+Used by: 07_llm_geometry (L1-L9); Paper III §4-§7, spec paper2_3.md §3.4-§3.11.
 """
 import math
 

@@ -9,7 +9,7 @@
 - A within-vector shuffle, the null for key orthogonality (the mean |cos| itself and its value
   for random directions are `lib.geometry`'s, shared with chapter 3).
 
-Used by: 06_llm_geometry (L1-L5); Paper III §4.2, §5, spec paper2_3.md §3.6-§3.8.
+Used by: 07_llm_geometry (L1-L5); Paper III §4.2, §5, spec paper2_3.md §3.6-§3.8.
 """
 import contextlib
 import math

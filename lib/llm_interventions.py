@@ -7,7 +7,7 @@ SULA calibration and mass on the labels).
 Reading the correlation back from the edited tensor is reported too, but it is tautological
 for a cut (spec paper2_3.md §1 item 4): only behaviour is evidence.
 
-Used by: 06_llm_geometry (L8, L9); Paper III §6.2, §7.1, spec paper2_3.md §3.11.
+Used by: 07_llm_geometry (L8, L9); Paper III §6.2, §7.1, spec paper2_3.md §3.11.
 """
 import torch
 

@@ -1,11 +1,11 @@
 """Cached forward passes of a pretrained LM over prompt sets (through lib.cache's content-keyed
-artifacts): what chapter 6 measures, computed once and reused on re-execution.
+artifacts): what chapter 7 measures, computed once and reused on re-execution.
 
 A model is described by a small dict (`model_id`): the GGUF file it came from (name and size)
 or the random-initialisation seed of the untrained control, so a different model can never
 return another's activations.
 
-Used by: 06_llm_geometry (L1-L9).
+Used by: 07_llm_geometry (L1-L9).
 """
 import hashlib
 

@@ -205,7 +205,7 @@ def ablation_bars(panels: dict[str, dict[str, np.ndarray]], threshold: float) ->
     return _detached(fig)
 
 
-# Chapter 6 (Paper III): a pretrained LLM's value geometry, keys, focusing, SULA, interventions.
+# Chapter 7 (Paper III): a pretrained LLM's value geometry, keys, focusing, SULA, interventions.
 
 def value_pc1_scatter(panels: dict[str, tuple[np.ndarray, np.ndarray, float, float]]) -> plt.Figure:
     """One panel per prompt set: next-token entropy against the prompt's standardised PC1
@@ -272,4 +272,53 @@ def axis_vs_random(panels: dict[str, tuple[np.ndarray, float, str]]) -> plt.Figu
             ax.set(xlabel=xlabel, ylabel="count", title=title)
             ax.legend(fontsize=8)
         fig.tight_layout()
+    return _detached(fig)
+
+
+# Chapter 6 (training dynamics): the frame settles, the precision keeps improving.
+
+FRAME_COLORS = {"attention similarity": "C0", "key subspace overlap": "C9", "key orthogonality": "C2",
+                "gradient ratio": "C4"}
+PRECISION_COLORS = {"entropy MAE": "C3", "KL": "C1", "PC1 share": "C5", "|Spearman(PC1, H)|": "C6",
+                    "low-entropy resolution": "C8"}
+
+
+def frame_precision(panels: dict[str, dict], level: float = 0.9) -> plt.Figure:
+    """One panel per title: {"steps": [n], "progress": {metric: [seed, n]}, "frame_step": [seed],
+    "precision_step": [seed]}. Each metric's progress from its initial (0) to its final value
+    (1) on a log-step axis, mean over seeds with the seeds' range shaded; frame metrics solid,
+    precision metrics dashed; dotted lines at the settling steps (median over seeds)."""
+    with plt.style.context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.2), squeeze=False, sharey=True)
+        for ax, (title, p) in zip(axes[0], panels.items()):
+            steps = p["steps"][1:]  # step 0 (initialisation) has progress 0 by definition and no log position
+            for name, curves in p["progress"].items():
+                frame = name in FRAME_COLORS
+                color = FRAME_COLORS[name] if frame else PRECISION_COLORS[name]
+                ax.plot(steps, curves[:, 1:].mean(0), color=color, ls="-" if frame else "--", lw=1.8,
+                        label=f"{name} ({'frame' if frame else 'precision'})")
+                ax.fill_between(steps, curves[:, 1:].min(0), curves[:, 1:].max(0), color=color, alpha=0.12, lw=0)
+            for key, color in (("frame_step", "C0"), ("precision_step", "C3")):
+                ax.axvline(np.median(p[key]), color=color, ls=":", lw=1.2)
+            ax.axhline(level, color="0.5", lw=0.8)
+            ax.set(xscale="log", title=title, xlabel="training step (log)", ylim=(-0.6, 1.3))
+        axes[0][0].set_ylabel("progress: 0 at initialisation, 1 at the end")
+        axes[0][-1].legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+    return _detached(fig)
+
+
+def unfurling(panels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], title: str,
+              max_points: int = 3000) -> plt.Figure:
+    """Small multiples of the value manifold over training, one per step: (pc [n, 2], entropy [n],
+    explained variance ratios), PC1-PC2 of that checkpoint's own PCA, coloured by H_Bayes."""
+    with plt.style.context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(2.7 * len(panels), 3.0), squeeze=False)
+        for ax, (step, (pc, entropy, explained)) in zip(axes[0], panels.items()):
+            keep = np.random.default_rng(0).permutation(len(pc))[:max_points]
+            points = ax.scatter(pc[keep, 0], pc[keep, 1], c=entropy[keep], s=3, cmap="viridis", alpha=0.7)
+            ax.set(title=f"step {step}", xlabel=f"PC1 ({explained[0]:.0%})", ylabel=f"PC2 ({explained[1]:.0%})",
+                   xticks=[], yticks=[])
+        fig.colorbar(points, ax=axes[0].tolist(), label="H_Bayes (bits)", fraction=0.02)
+        fig.suptitle(title, y=1.02)
     return _detached(fig)

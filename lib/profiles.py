@@ -10,6 +10,7 @@ import torch
 
 from lib.claims import PROFILES
 from lib.config import ModelConfig, RunConfig, TrainConfig
+from lib.dynamics import snapshot_schedule
 from lib.em_vs_sgd import EMConfig, StickyChain
 from lib.model import build_model, n_params
 from lib.tasks import HMM, Bijection, Sawtooth
@@ -51,19 +52,27 @@ def match_params(cfg: ModelConfig, task, target: int, mlp_ratio: int, tol: float
     return best
 
 
-# Per profile: transformer size, MLP depth, training recipe, seeds, evaluation size.
+def with_snapshots(runs: list[RunConfig], first: int) -> list[RunConfig]:
+    """The same runs, keeping weight snapshots from step `first` on (dense early, see
+    `dynamics.snapshot_schedule`), for the frame-precision chapter: one training serves both."""
+    return [dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, snapshots=snapshot_schedule(cfg.train.steps, first))) for cfg in runs]
+
+
+# Per profile: transformer size, MLP depth, training recipe, seeds, evaluation size, and the
+# first weight snapshot the transformer keeps.
 C1_SIZES = {
     "smoke": dict(transformer=ModelConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32), mlp_layers=1,
                   train=TrainConfig(steps=40, batch_size=32, lr=3e-3, warmup=5, eval_every=20, eval_size=64),
-                  seeds=(0, 1), eval_size=128),
+                  seeds=(0, 1), eval_size=128, first_snapshot=2),
     "default": dict(transformer=ModelConfig(d_model=64, n_layers=2, n_heads=4, d_mlp=256), mlp_layers=2,
                     train=TrainConfig(steps=3000, batch_size=128, lr=3e-3, warmup=150, eval_every=250),
-                    seeds=(0, 1, 2), eval_size=4096),
+                    seeds=(0, 1, 2), eval_size=4096, first_snapshot=10),
     # The authors' recipe as reconstructed in the spec (paper1.md §3.2): jlens / train_v256_ddp.
     "paper": dict(transformer=ModelConfig(d_model=192, n_layers=6, n_heads=6, d_mlp=768), mlp_layers=18,
                   train=TrainConfig(steps=50_000, batch_size=256, lr=3e-4, weight_decay=0.1, warmup=2000,
                                     target="sampled", eval_every=1000),
-                  seeds=(0, 1, 2, 3, 4), eval_size=4096),
+                  seeds=(0, 1, 2, 3, 4), eval_size=4096, first_snapshot=100),
 }
 
 
@@ -84,6 +93,7 @@ def c1(profile: str) -> dict:
               "mlp_local": dataclasses.replace(mlp, arch="mlp_local")}
     runs = {name: [RunConfig(task, m, dataclasses.replace(size["train"], seed=s)) for s in size["seeds"]]
             for name, m in models.items()}
+    runs["transformer"] = with_snapshots(runs["transformer"], size["first_snapshot"])
     if size["train"].target == "soft":
         sampled = dataclasses.replace(size["train"], seed=size["seeds"][0], target="sampled",
                                       batch_size=2 * size["train"].batch_size)
@@ -96,19 +106,19 @@ def c1(profile: str) -> dict:
 C2_SIZES = {
     "smoke": dict(transformer=ModelConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32), mlp_layers=1,
                   train=TrainConfig(steps=40, batch_size=16, lr=3e-3, warmup=5, eval_every=20, eval_size=32),
-                  seeds=(0, 1), eval_size=64),
+                  seeds=(0, 1), eval_size=64, first_snapshot=2),
     # Sized to the 15-minute-per-seed CPU budget: 3,000 steps at about 0.23 s per step on one
     # thread. (Six blocks learn faster per step, 0.132 vs 0.156 bits at 1,500 steps, but cost
     # half as much again per step.)
     "default": dict(transformer=ModelConfig(d_model=64, n_layers=4, n_heads=4, d_mlp=256), mlp_layers=2,
                     train=TrainConfig(steps=3000, batch_size=64, lr=2e-3, weight_decay=0.01, warmup=300,
                                       eval_every=250),
-                    seeds=(0, 1, 2), eval_size=2048),
+                    seeds=(0, 1, 2), eval_size=2048, first_snapshot=50),
     # GPTMini of the authors' code (spec paper1.md §3.1-3.2): 9 layers, 8 heads, d=256, ff 1024.
     "paper": dict(transformer=ModelConfig(d_model=256, n_layers=9, n_heads=8, d_mlp=1024), mlp_layers=18,
                   train=TrainConfig(steps=50_000, batch_size=64, lr=3e-4, weight_decay=0.01, warmup=1000,
                                     eval_every=1000),
-                  seeds=(0, 1, 2, 3, 4), eval_size=4096),
+                  seeds=(0, 1, 2, 3, 4), eval_size=4096, first_snapshot=500),
 }
 C2_TEST_K = (20, 30, 50)
 
@@ -133,6 +143,7 @@ def c2(profile: str) -> dict:
     }
     runs = {name: [RunConfig(task, m, dataclasses.replace(size["train"], seed=s)) for s in size["seeds"]]
             for name, m in models.items()}
+    runs["transformer"] = with_snapshots(runs["transformer"], size["first_snapshot"])
     return {"runs": runs, "test_K": C2_TEST_K, "eval_size": size["eval_size"]}
 
 
@@ -155,7 +166,8 @@ def c3(profile: str) -> dict:
     recipe trained on the with-replacement task."""
     check_profile(profile)
     bijection = c1(profile)["runs"]["transformer"]
-    sawtooth = [dataclasses.replace(cfg, task=Sawtooth(V=cfg.task.V, L=cfg.task.L)) for cfg in bijection]
+    sawtooth = [dataclasses.replace(cfg, task=Sawtooth(V=cfg.task.V, L=cfg.task.L),
+                                    train=dataclasses.replace(cfg.train, snapshots=())) for cfg in bijection]
     return {"runs": {"bijection": bijection, "sawtooth": sawtooth, "hmm": c2(profile)["runs"]["transformer"]},
             **C3_SIZES[profile]}
 
@@ -191,11 +203,28 @@ def c5(profile: str) -> dict:
             "feedback": C5_FEEDBACK, **size}
 
 
-# Chapter 6 (Paper III, LLMs): SmolLM2-135M-Instruct in every profile; the profiles differ in
+# Chapter 6 (frame-precision dissociation): chapters 1 and 2's transformers, which keep weight
+# snapshots; each is measured on one fixed probe batch of this many sequences.
+C6_SIZES = {
+    "smoke": dict(probe_size={"bijection": 64, "hmm": 32}),
+    "default": dict(probe_size={"bijection": 512, "hmm": 256}),
+    "paper": dict(probe_size={"bijection": 1024, "hmm": 512}),
+}
+
+
+def c6(profile: str) -> dict:
+    """Chapter 6: {"runs": {"bijection", "hmm": [RunConfig per seed]}} (chapter 1's and 2's
+    transformers, with their snapshots) and the probe batch sizes."""
+    check_profile(profile)
+    return {"runs": {"bijection": c1(profile)["runs"]["transformer"], "hmm": c2(profile)["runs"]["transformer"]},
+            **C6_SIZES[profile]}
+
+
+# Chapter 7 (Paper III, LLMs): SmolLM2-135M-Instruct in every profile; the profiles differ in
 # how many prompts, resamples and random axes they use. Layers: the paper's Pythia-410M layers
 # (of 24) mapped onto SmolLM2's 30: single-layer 12, 23 -> 15, 29; multi-layer
 # {8, 12, 16, 20, 23} -> {10, 15, 20, 25, 29} (round(l * 29 / 23)).
-C6_SIZES = {
+C7_SIZES = {
     "smoke": dict(pool_per_domain=12, per_quintile=2, sula_per_k=1, boot=20, null_reps=3, heldout=20,
                   eval_natural=4, eval_sula_per_k=1, n_random=2, n_random_multi=2, length_band=(0.0, 1.0), key_tokens=100),
     "default": dict(pool_per_domain=None, per_quintile=15, sula_per_k=24, boot=1000, null_reps=50, heldout=200,
@@ -207,12 +236,12 @@ C6_SIZES = {
 }
 
 
-def c6(profile: str) -> dict:
-    """Chapter 6: prompt counts (`pool_per_domain`: None = the whole committed pool), the
+def c7(profile: str) -> dict:
+    """Chapter 7: prompt counts (`pool_per_domain`: None = the whole committed pool), the
     stratification (`per_quintile` per entropy quintile), SULA prompts per k, bootstrap and
     null sizes, the held-out and behaviour-evaluation sets of the interventions, their random
     axes, the layers, and the token-length band (quantiles of the math domain's lengths) of
     the length-matched sets."""
     check_profile(profile)
-    return {**C6_SIZES[profile], "ks": (0, 1, 2, 4, 8), "layers_single": (29,), "layers_multi": (10, 15, 20, 25, 29),
+    return {**C7_SIZES[profile], "ks": (0, 1, 2, 4, 8), "layers_single": (29,), "layers_multi": (10, 15, 20, 25, 29),
             "seed": 0, "init_seed": 0}

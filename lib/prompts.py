@@ -11,7 +11,7 @@ Sets follow the paper's stratification (Paper III §4.2): next-token-entropy qui
 candidates, 15 prompts per quintile, by a fixed seed; plus an un-stratified random set and
 length-matched sets.
 
-Used by: 06_llm_geometry (L1-L5, L8); spec paper2_3.md §3.4.
+Used by: 07_llm_geometry (L1-L5, L8); spec paper2_3.md §3.4.
 """
 import importlib
 import inspect

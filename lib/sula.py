@@ -11,7 +11,7 @@ committed SULA figures (spec paper2_3.md §3.2).
 Conditions (Paper III §5.2, Fig. 2): `main`; `remap`, the same prompts with other label words;
 `shuffled`, example labels drawn at random (the evidence carries no mapping).
 
-Used by: 06_llm_geometry (L6-L9); Paper III §4-§5, spec paper2_3.md §3.10.
+Used by: 07_llm_geometry (L6-L9); Paper III §4-§5, spec paper2_3.md §3.10.
 """
 import math
 from dataclasses import dataclass

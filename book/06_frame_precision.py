@@ -1,0 +1,187 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# (ch-frame-precision)=
+# # Frame before precision: the order in which inference is learned
+#
+# ## Overview
+#
+# Paper I ends its account of the wind tunnels with a claim about *training* (C10): the
+# network first lays down a **frame**, the routing by which attention brings the right
+# context to each prediction, and only afterwards sharpens its **precision**, the calibration
+# of the posterior it reads out and the entropy-ordered value manifold. Paper II turns the same
+# statement into a prediction of its gradient laws (G5, {ref}`ch-gradient-laws`): once
+# attention routes well, the advantage-based routing gradient has little left to say, while
+# the responsibility-weighted value updates keep refining. The authors' later dense-checkpoint
+# run (spec paper1.md §4.6) reports the frame formed by 1,000–2,500 steps, with the
+# calibration error falling about 40-fold after that.
+#
+# We test the claim on the transformers of chapters 1 and 2. They were trained once, through
+# the cache, with copies of their weights kept at dense early steps (10, 15, 20, 30, 50, ... up
+# to 2,000 of 3,000 for the bijection; from step 50 for the HMM). At every snapshot we
+# measure, on one fixed probe batch of fresh sequences:
+#
+# - **frame**: the similarity of every head's attention pattern at every prediction position
+#   to the final model's (1 − Jensen–Shannon divergence, in bits), and the overlap of each
+#   layer-0 head's key subspace (the residual directions its $W_K$ reads) with the final
+#   one (mean squared cosine of the principal angles; $d_\text{head}/d_\text{model}$ by
+#   chance). Shown beside them: layer-0 key orthogonality over the hypothesis tokens
+#   ({ref}`ch-geometry`) and Paper II's ratio of the routing gradient $\|\partial L/\partial s\|$
+#   to the value gradient $\|\partial L/\partial v\|$;
+# - **precision**: the per-sample entropy error against the exact posterior, the KL
+#   divergence, and the value manifold: PC1's share of variance, $|\rho_\text{Spearman}(\text{PC1}, H)|$,
+#   and, for the bijection, how cleanly PC1 separates the four lowest entropy levels (the last
+#   four positions, $H$ = 2.32, 2, 1.58, 1 bits; a Fisher ratio).
+#
+# Each metric is shown as its **progress**: 0 at initialisation, 1 at the end of training
+# (for the entropy error and KL on a log scale, since they fall by orders of magnitude). The
+# frame has **settled** at the first snapshot from which both frame similarities stay at
+# ≥ 90% progress; the precision has settled when the log entropy error does. The claim
+# registry (`lib/claims.py`, committed before these runs) asks, in both wind tunnels, that the
+# entropy error is still ≥ 10× its final value when the frame settles, and that the frame
+# settles ≥ 5× earlier in steps than the precision.
+
+# %% tags=["parameters"]
+profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper (GPU sizes)
+
+# %% [markdown]
+# We'll need the following imports.
+
+# %%
+import numpy as np
+import torch
+from IPython.display import Markdown, display
+from myst_nb import glue
+
+from lib import cache, claims, dynamics, geometry, plotting, profiles, train
+
+setup = profiles.c6(profile)
+cpu = torch.device("cpu")
+TITLES = {"bijection": "bijection elimination", "hmm": "HMM filtering (K=20)"}
+print(claims.CLAIMS["C10"].title)
+print("threshold:", " and ".join(map(str, claims.CLAIMS["C10"].conditions)))
+
+# %% [markdown]
+# ## The runs and their snapshots
+#
+# The runs are chapter 1's and chapter 2's transformers, loaded from the cache (trained here
+# only when the cache lacks them). The probe batches come from a seed stream that neither
+# training nor the other chapters' evaluations use.
+
+# %% tags=["remove-stderr"]
+runs = {name: [cache.get_or_train(cfg) for cfg in cfgs] for name, cfgs in setup["runs"].items()}
+probes = {name: train.eval_batch(rs[0].config.task, setup["probe_size"][name], cpu, offset=6)
+          for name, rs in runs.items()}
+display(Markdown(plotting.markdown_table(
+    ["wind tunnel", "model", "seeds", "training steps", "snapshots at steps", "probe sequences"],
+    [[TITLES[name], f"d={rs[0].config.model.d_model}, {rs[0].config.model.n_layers} layers, "
+      f"{rs[0].config.model.n_heads} heads", len(rs), rs[0].config.train.steps,
+      ", ".join(map(str, rs[0].config.train.snapshots)), setup["probe_size"][name]] for name, rs in runs.items()])))
+
+# %% [markdown]
+# ## Every metric at every snapshot
+#
+# For the bijection, `resolve_last=4` adds the separation of the four lowest entropy levels.
+
+# %%
+trajectories = {name: [dynamics.trajectory(run, probes[name], resolve_last=4 if name == "bijection" else 0)
+                       for run in rs] for name, rs in runs.items()}
+summaries = {name: [t.summary() for t in ts] for name, ts in trajectories.items()}
+first = trajectories["bijection"][0]
+display(Markdown("**Bijection, seed 0, raw values.**\n\n" + plotting.markdown_table(
+    ["step", *first.values], [[int(s), *(f"{first.values[k][i]:.4g}" for k in first.values)]
+                              for i, s in enumerate(first.steps)])))
+
+# %% [markdown]
+# In the table, "attention similarity" and "key subspace overlap" are 1 at the last step by
+# construction: they compare each snapshot with the final model.
+#
+# ## Frame and precision on one axis
+#
+# {numref}`fig-frame-precision` puts both families on a log-step axis as progress from
+# initialisation (0) to the end of training (1). Solid lines are frame metrics, dashed lines
+# precision metrics; the shaded bands span the seeds, the dotted vertical lines mark where the
+# frame (blue) and the entropy error (red) settled, median over seeds.
+
+# %% tags=["remove-output"]
+panels = {}
+for name, ts in trajectories.items():
+    names = [n for n in ts[0].values if n != "gradient ratio"] + ["gradient ratio"]
+    panels[TITLES[name]] = {"steps": ts[0].steps,
+                            "progress": {n: np.stack([t.progress(n) for t in ts]) for n in names},
+                            "frame_step": [s["frame_step"] for s in summaries[name]],
+                            "precision_step": [s["precision_step"] for s in summaries[name]]}
+glue("fig_frame_precision", plotting.frame_precision(panels), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_frame_precision
+# :name: fig-frame-precision
+#
+# Progress of every frame metric (solid) and precision metric (dashed) from initialisation
+# (0) to the end of training (1), mean over seeds with the range shaded. Grey line: the 90%
+# level that defines "settled"; dotted lines: the frame's and the entropy error's settling
+# steps (median over seeds).
+# ```
+#
+# ## When the frame settled, how far was the precision?
+
+# %%
+rows = []
+for name, ss in summaries.items():
+    for run, s, t in zip(runs[name], ss, trajectories[name]):
+        rows.append([TITLES[name], run.config.train.seed, s["frame_step"], f"{t.values['entropy MAE'][t.steps == s['frame_step']][0]:.4f}",
+                     f"{t.values['entropy MAE'][-1]:.4f}", f"{s['mae_ratio_at_frame']:.1f}", s["precision_step"],
+                     f"{s['step_ratio']:.1f}"])
+display(Markdown(plotting.markdown_table(
+    ["wind tunnel", "seed", "frame settled at step", "entropy MAE then (bits)", "final entropy MAE",
+     "ratio", "precision settled at step", "step ratio"], rows)))
+per_seed = {f"{name}_{key}": [s[key] for s in ss] for name, ss in summaries.items()
+            for key in ("mae_ratio_at_frame", "step_ratio", "frame_step", "precision_step")}
+stats = {k: geometry.over_seeds(v) for k, v in per_seed.items()}
+for k, s in stats.items():
+    glue(f"c10_{k}", float(s["mean"]), display=False)
+
+# %% [markdown]
+# ## The value manifold unfurling
+#
+# {numref}`fig-unfurling` follows the bijection's final-layer value vectors (heads
+# concatenated) at the prediction positions through training, for seed 0: each panel is that
+# snapshot's own standardised PCA, coloured by the posterior entropy.
+
+# %% tags=["remove-output"]
+shown = [s for s in first.steps if s in (0, 30, 100, 300, 1000) or s == first.steps[-1]]
+glue("fig_unfurling", plotting.unfurling(
+    {int(s): (first.manifolds[s].pc, first.manifolds[s].entropy, first.manifolds[s].explained) for s in shown},
+    "bijection, seed 0: final-layer value vectors over training"), display=False)
+
+# %% [markdown]
+# ```{glue:figure} fig_unfurling
+# :name: fig-unfurling
+#
+# The bijection transformer's final-layer value vectors at the 19 prediction positions of the
+# probe sequences, at six points of training (seed 0), each on its own first two principal
+# components, coloured by the Bayes entropy $\log_2(20 - t)$.
+# ```
+#
+# ## The claim
+
+# %%
+values = {k: s["mean"] for k, s in stats.items()}
+headline = claims.CLAIMS["C10"].headline
+rec = claims.record("C10", values, profile, seeds=len(runs["bijection"]), ci95=stats[headline]["ci95"],
+                    details={"per_seed": per_seed,
+                             "curves": {name: {"steps": ts[0].steps.tolist(),
+                                               "per_seed": [{k: v.tolist() for k, v in t.values.items()} for t in ts]}
+                                        for name, ts in trajectories.items()}})
+print(claims.one_line(rec))
