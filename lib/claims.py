@@ -406,10 +406,12 @@ def verdict(claim: Claim, values: dict[str, float]) -> str:
 
 
 def claims_dir(profile: str):
-    """Smoke runs prove the code path only; their records never reach data/claims."""
+    """Where a profile's records go: default ones (the verdicts the book reports) in
+    data/claims, paper ones beside them in data/claims/paper, so a GPU run adds to the ledger
+    instead of replacing it. Smoke runs prove the code path only and stay under _build."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
-    return paths.BUILD / "smoke" / "claims" if profile == "smoke" else paths.CLAIMS
+    return {"smoke": paths.BUILD / "smoke" / "claims", "default": paths.CLAIMS, "paper": paths.CLAIMS / "paper"}[profile]
 
 
 def record(claim_id: str, values: dict[str, float], profile: str, seeds: int,

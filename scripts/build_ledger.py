@@ -44,5 +44,7 @@ def execution_report() -> str:
 
 if __name__ == "__main__":
     out = paths.ROOT / "book" / "ledger.md"
-    out.write_text(HEADER + claims.ledger_markdown(claims.load_records()) + execution_report())
+    paper = claims.load_records(claims.claims_dir("paper")) if claims.claims_dir("paper").exists() else []
+    paper_section = f"\n## Under the paper profile\n\n{claims.ledger_markdown(paper)}" if paper else ""
+    out.write_text(HEADER + claims.ledger_markdown(claims.load_records()) + paper_section + execution_report())
     print(f"wrote {out.relative_to(paths.ROOT)}")

@@ -35,7 +35,7 @@ def test_verdict_follows_the_registered_conditions(mae, ratio, expected):
     assert claims.verdict(claims.CLAIMS["C1"], values(mae, ratio)) == expected
 
 
-def test_smoke_records_never_reach_data_claims(tmp_path, monkeypatch):
+def test_smoke_records_never_reach_data_claims_and_paper_records_go_beside_default_ones(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
     monkeypatch.setattr(paths, "BUILD", tmp_path / "build")
     rec = claims.record("C1", values(0.5, 1), "smoke", seeds=2, ci95=(0.4, 0.6), details={})
@@ -44,6 +44,10 @@ def test_smoke_records_never_reach_data_claims(tmp_path, monkeypatch):
     assert written == rec and written["verdict"] == "not reproduced" and written["ours"]["profile"] == "smoke"
     claims.record("C1", values(0.005, 20), "default", seeds=3, ci95=(0.004, 0.006), details={})
     assert json.loads((tmp_path / "claims" / "C1.json").read_text())["verdict"] == "reproduced"
+    # a paper-profile run adds its record beside the default one instead of replacing it
+    claims.record("C1", values(0.5, 1), "paper", seeds=5, ci95=(0.4, 0.6), details={})
+    assert json.loads((tmp_path / "claims" / "C1.json").read_text())["ours"]["profile"] == "default"
+    assert [r["ours"]["profile"] for r in claims.load_records(tmp_path / "claims" / "paper")] == ["paper"]
     with pytest.raises(ValueError, match="lack"):
         claims.record("C1", {"transformer_mae": 0.1}, "default", seeds=3, ci95=(0, 1), details={})
 
