@@ -87,3 +87,21 @@ def test_bad_training_parameters_are_errors():
         TrainConfig(steps=10, warmup=20)
     with pytest.raises(ValueError, match="snapshot"):
         TrainConfig(steps=10, warmup=1, snapshots=(11,))
+
+
+def test_get_or_train_all_trains_missing_runs_in_parallel_processes_as_one_process_would():
+    other, third = (dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, seed=s)) for s in (1, 2))
+    cached = cache.get_or_train(CFG, progress=False)
+    runs = cache.get_or_train_all([CFG, other, third, other], workers=2)  # one cached, two missing
+    assert [r.config for r in runs] == [CFG, other, third, other]
+    assert torch.equal(runs[0].model.unembed.weight, cached.model.unembed.weight)
+    # the same run trained in this process, one thread: the worker trained it the same way
+    with torch.random.fork_rng(devices=[]):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            here = train.train(other, progress=False)
+        finally:
+            torch.set_num_threads(threads)
+    assert runs[1].history == here.history
+    assert torch.equal(runs[1].model.unembed.weight, here.model.unembed.weight)
