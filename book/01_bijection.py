@@ -133,10 +133,12 @@ display(Markdown(plotting.markdown_table(
 # Every run trains with AdamW, linear warm-up then cosine decay, gradient clipping at 1, and a
 # fresh batch of sequences each step. A run is stored under `data/runs/` keyed by a hash of
 # its configuration and of the training code, so re-executing this chapter with nothing
-# changed loads the runs in seconds, and any change to either retrains.
+# changed loads the runs in seconds, and any change to either retrains. Missing runs train two
+# at a time, one CPU thread each.
 
 # %% tags=["remove-stderr"]
-runs = {name: [cache.get_or_train(cfg) for cfg in cfgs] for name, cfgs in runs_cfg.items()}
+trained = iter(cache.get_or_train_all([cfg for cfgs in runs_cfg.values() for cfg in cfgs]))
+runs = {name: [next(trained) for _ in cfgs] for name, cfgs in runs_cfg.items()}
 for name, rs in runs.items():
     speed = np.mean([r.steps_per_second for r in rs])
     print(f"{plotting.LABELS[name]:30s} {len(rs)} run(s), {speed:6.1f} steps/s, "
