@@ -216,48 +216,75 @@ D_CONV = 4                  # causal depthwise convolution kernel
 DT_MIN, DT_MAX = 1e-3, 1e-1  # initial step sizes, log-uniform in this range (the paper's init)
 
 
-def scan_reference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """h_t = a_t * h_{t-1} + b_t with h_{-1} = 0, along dim 1, one position at a time.
-    The definition `linear_scan` is tested against; autograd differentiates it."""
-    h, out = torch.zeros_like(b[:, 0]), []
-    for a_t, b_t in zip(a.unbind(1), b.unbind(1)):
-        h = a_t * h + b_t
-        out.append(h)
-    return torch.stack(out, 1)
+def selective_scan_reference(x, dt, A, B, C) -> torch.Tensor:
+    """Mamba's selective scan by its definition, one position at a time (autograd differentiates
+    it): h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t with h_{-1} = 0, and y_t = h_t C_t.
+
+    x, dt: [batch, pos, d_inner]; A: [d_inner, N]; B, C: [batch, pos, N] -> y [batch, pos, d_inner].
+    """
+    h, ys = x.new_zeros(x.shape[0], x.shape[2], A.shape[1]), []               # h: [batch, d_inner, N]
+    for x_t, dt_t, B_t, C_t in zip(x.unbind(1), dt.unbind(1), B.unbind(1), C.unbind(1)):
+        h = torch.exp(dt_t[:, :, None] * A) * h + (dt_t * x_t)[:, :, None] * B_t[:, None, :]
+        ys.append((h * C_t[:, None, :]).sum(-1))
+    return torch.stack(ys, 1)
 
 
-class LinearScan(torch.autograd.Function):
-    """`scan_reference` with a hand-written backward: the gradient of a linear recurrence is
-    the same recurrence run backwards, g_t = dL/dh_t + a_{t+1} g_{t+1}, and then
-    dL/db_t = g_t, dL/da_t = g_t h_{t-1}. Each direction is one fused multiply-add per
-    position, written in place, with no autograd graph over positions. On one CPU thread
-    this is 1-3x faster than the reference loop, and faster than chunked parallel scans
-    (log-space cumulative sums, or doubling), which read and write the whole
-    [batch, pos, d_inner, N] state several times and are memory-bound."""
+class SelectiveScan(torch.autograd.Function):
+    """`selective_scan_reference` with a hand-written backward, for speed on a CPU.
 
-    @staticmethod
-    def forward(ctx, a, b):  # a, b: [batch, pos, ...]
-        h = torch.empty_like(b)
-        prev = torch.zeros_like(b[:, 0])
-        for t in range(b.shape[1]):
-            prev = torch.addcmul(b[:, t], a[:, t], prev, out=h[:, t])
-        ctx.save_for_backward(a, h)
-        return h
+    Every per-position operation touches one [batch, d_inner, N] state, which stays in cache;
+    nothing of size [batch, pos, d_inner, N] is built except the saved states H. The backward
+    runs the recurrence in reverse, g_t = dL/dh_t = C_t dL/dy_t + exp(dt_{t+1} A) g_{t+1},
+    and reads every gradient off g_t. Measured on one CPU thread (batch 64, 37-137 positions,
+    forward + backward): 1.3-1.4x faster than autograd through the reference loop, and about
+    3x faster than building the [batch, pos, d_inner, N] decays and inputs at once and
+    scanning them, which is what chunked parallel scans (log-space cumulative sums within
+    chunks, doubling) do: those are memory-bound, and were slower still.
+    """
 
     @staticmethod
-    def backward(ctx, grad_h):
-        a, h = ctx.saved_tensors
-        g = torch.empty_like(grad_h)
-        g[:, -1] = grad_h[:, -1]
-        for t in range(grad_h.shape[1] - 2, -1, -1):
-            torch.addcmul(grad_h[:, t], a[:, t + 1], g[:, t + 1], out=g[:, t])
-        grad_a = torch.zeros_like(a)
-        grad_a[:, 1:] = g[:, 1:] * h[:, :-1]
-        return grad_a, g
+    def forward(ctx, x, dt, A, B, C):
+        x, dt, B, C = (v.transpose(0, 1).contiguous() for v in (x, dt, B, C))  # time-major: [pos, batch, ...]
+        seq, batch, d_inner = x.shape
+        H = x.new_empty(seq, batch, d_inner, A.shape[1])                         # every state h_t
+        y = x.new_empty(seq, batch, d_inner, 1)
+        h = x.new_zeros(batch, d_inner, A.shape[1])
+        dtx = dt * x
+        for t in range(seq):
+            decay = torch.exp(dt[t, :, :, None] * A)
+            h = torch.addcmul(dtx[t, :, :, None] * B[t, :, None, :], decay, h, out=H[t])
+            torch.bmm(h, C[t, :, :, None], out=y[t])
+        ctx.save_for_backward(x, dt, A, B, C, H)
+        return y.squeeze(-1).transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, dt, A, B, C, H = ctx.saved_tensors
+        grad_y = grad_y.transpose(0, 1).contiguous()                             # [pos, batch, d_inner]
+        grad_x, grad_dt, grad_B, grad_C = (torch.empty_like(v) for v in (x, dt, B, C))
+        grad_A = torch.zeros_like(A)
+        dtx = dt * x
+        g = torch.zeros_like(H[0])                                               # dL/dh_t, [batch, d_inner, N]
+        for t in range(x.shape[0] - 1, -1, -1):
+            g = torch.addcmul(g, grad_y[t, :, :, None], C[t, :, None, :])
+            torch.bmm(grad_y[t, :, None, :], H[t], out=grad_C[t, :, None, :])
+            torch.bmm(dtx[t, :, None, :], g, out=grad_B[t, :, None, :])
+            grad_dtx = torch.bmm(g, B[t, :, :, None]).squeeze(-1)                # [batch, d_inner]
+            torch.mul(grad_dtx, dt[t], out=grad_x[t])
+            torch.mul(grad_dtx, x[t], out=grad_dt[t])
+            decay = torch.exp(dt[t, :, :, None] * A)
+            if t > 0:                                                            # h_{-1} = 0: no decay gradient at t = 0
+                grad_exponent = g * H[t - 1] * decay                             # dL/d(dt_t A)
+                grad_dt[t] += (grad_exponent * A).sum(-1)
+                grad_A += torch.einsum("bdn,bd->dn", grad_exponent, dt[t])
+            g = g * decay                                                        # carried to h_{t-1}
+        time_major = lambda v: v.transpose(0, 1)  # noqa: E731
+        return time_major(grad_x), time_major(grad_dt), grad_A, time_major(grad_B), time_major(grad_C)
 
 
-def linear_scan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return LinearScan.apply(a, b)
+def selective_scan(x, dt, A, B, C) -> torch.Tensor:
+    """The fast path of `selective_scan_reference`; same arguments and result."""
+    return SelectiveScan.apply(x, dt, A, B, C)
 
 
 class MambaBlock(nn.Module):
@@ -298,9 +325,7 @@ class MambaBlock(nn.Module):
         x = nn.functional.silu(self.conv(x.transpose(1, 2))[..., :seq].transpose(1, 2))  # causal: drop the right pad
         dt, B, C = self.x_proj(x).split([self.dt_rank, D_STATE, D_STATE], dim=-1)   # B, C: [batch, pos, N]
         dt = nn.functional.softplus(self.dt_proj(dt))                               # [batch, pos, d_inner]
-        decay = torch.exp(dt[..., None] * -torch.exp(self.A_log))                   # [batch, pos, d_inner, N]
-        h = linear_scan(decay, (dt * x)[..., None] * B[:, :, None, :])              # [batch, pos, d_inner, N]
-        y = torch.einsum("bpdn,bpn->bpd", h, C) + self.D * x                        # [batch, pos, d_inner]
+        y = selective_scan(x, dt, -torch.exp(self.A_log), B, C) + self.D * x         # [batch, pos, d_inner]
         return self.hook_resid_post(resid + self.out_proj(y * nn.functional.silu(z)))
 
 

@@ -6,7 +6,8 @@ import torch
 
 from lib import cache, train
 from lib.config import ModelConfig, RunConfig, TrainConfig
-from lib.model import DT_MAX, DT_MIN, build_model, linear_scan, scan_reference, skip_block, zero_head, zero_output
+from lib.model import (DT_MAX, DT_MIN, build_model, selective_scan, selective_scan_reference, skip_block, zero_head,
+                       zero_output)
 from lib.tasks import make_task
 
 TASK = make_task("bijection", V=6, L=5)
@@ -132,26 +133,30 @@ def test_every_architecture_is_causal_at_every_position(arch):
             torch.testing.assert_close(m(y)[:, :t], base[:, :t], rtol=0, atol=1e-12)
 
 
-def random_scan_inputs(batch=3, seq=50, dtype=torch.float32, seed=0):
-    """Decays a in (0, 1), some near 0 (a reset) and some near 1 (a long memory), and inputs b."""
+def random_scan_inputs(batch=3, seq=50, d_inner=5, dtype=torch.float32, seed=0):
+    """x, dt, A, B, C with steps dt from 1e-3 to 10, so that exp(dt A) ranges from about 1 (a long
+    memory) to about 0 (a reset)."""
     g = torch.Generator().manual_seed(seed)
-    a = torch.rand(batch, seq, 5, 4, generator=g, dtype=dtype) ** torch.tensor([0.01, 1.0, 20.0, 200.0], dtype=dtype)
-    return a, torch.randn(batch, seq, 5, 4, generator=g, dtype=dtype)
+    x = torch.randn(batch, seq, d_inner, generator=g, dtype=dtype)
+    dt = 10 ** (4 * torch.rand(batch, seq, d_inner, generator=g, dtype=dtype) - 3)
+    A = -torch.rand(d_inner, 16, generator=g, dtype=dtype) * 16
+    B, C = torch.randn(2, batch, seq, 16, generator=g, dtype=dtype)
+    return x, dt, A, B, C
 
 
 def test_the_fast_scan_equals_the_reference_loop_with_gradients():
-    a, b = random_scan_inputs()
-    grad_out = torch.randn(a.shape, generator=torch.Generator().manual_seed(1))
+    inputs = random_scan_inputs()
+    grad_y = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(1))
     results = []
-    for scan in (linear_scan, scan_reference):
-        a_, b_ = a.clone().requires_grad_(), b.clone().requires_grad_()
-        h = scan(a_, b_)
-        h.backward(grad_out)
-        results.append((h.detach(), a_.grad, b_.grad))
-    for fast, reference in zip(*results):
-        torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
-    a, b = random_scan_inputs(batch=2, seq=6, dtype=torch.float64)
-    assert torch.autograd.gradcheck(linear_scan, (a.requires_grad_(), b.requires_grad_()))
+    for scan in (selective_scan, selective_scan_reference):
+        leaves = [v.clone().requires_grad_() for v in inputs]
+        y = scan(*leaves)
+        y.backward(grad_y)
+        results.append([y.detach()] + [v.grad for v in leaves])
+    for fast, reference, name in zip(*results, ("y", "x", "dt", "A", "B", "C")):
+        torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5, msg=name)
+    small = [v.requires_grad_() for v in random_scan_inputs(batch=2, seq=6, d_inner=3, dtype=torch.float64)]
+    assert torch.autograd.gradcheck(selective_scan, small)
 
 
 def test_mamba_keeps_its_ssm_initialisation_and_is_deterministic_given_the_seed():
