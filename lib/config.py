@@ -8,16 +8,17 @@ from dataclasses import dataclass
 
 from lib.tasks import make_task
 
-ARCHS = ("transformer", "mlp_flat", "mlp_local", "lstm")
+ARCHS = ("transformer", "mlp_flat", "mlp_local", "lstm", "mamba")
 TARGETS = ("soft", "sampled")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "transformer"  # transformer | mlp_flat (sees the prefix) | mlp_local (sees one token) | lstm
+    arch: str = "transformer"  # transformer | mlp_flat (sees the prefix) | mlp_local (sees one token) | lstm | mamba
     d_model: int = 64          # residual width (MLPs, LSTM: hidden width)
-    n_layers: int = 2          # transformer blocks, residual MLP blocks, or stacked LSTM layers
+    n_layers: int = 2          # transformer blocks, residual MLP blocks, stacked LSTM layers, or Mamba blocks
     n_heads: int = 4           # transformer only
-    d_mlp: int = 256           # hidden width inside each MLP sub-block (unused by the LSTM)
+    d_mlp: int = 256           # hidden width inside each MLP sub-block; Mamba: d_inner, the width of the
+                               # expanded stream its SSM scans (2 * d_model in the paper); unused by the LSTM
     attention_off_top: int = 0  # transformer only: the top n blocks have no attention (Paper I's C4 variant)
     d_embed: int = 0           # MLPs only: 0 = one input row per (position, token), i.e. a linear layer on
                                # the one-hot prefix; n > 0 = shared n-dim token embeddings, flattened

@@ -73,8 +73,10 @@ def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = T
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching global RNG
         torch.manual_seed(tc.seed)
         model = build_model(cfg.model, task).to(device)
-    decay = [p for p in model.parameters() if p.dim() >= 2]  # no weight decay on norms and biases
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    # No weight decay on norms, biases, or Mamba's A_log (decay rates, which it would pull towards A = -1).
+    decayed = {name for name, p in model.named_parameters() if p.dim() >= 2 and not name.endswith("A_log")}
+    decay = [p for name, p in model.named_parameters() if name in decayed]
+    no_decay = [p for name, p in model.named_parameters() if name not in decayed]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.warmup, tc.steps))

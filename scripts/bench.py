@@ -14,7 +14,7 @@ import time
 import torch
 
 from lib import profiles
-from lib.model import build_model
+from lib.model import build_model, n_params
 from lib.train import default_device, loss_fn
 
 
@@ -23,6 +23,11 @@ CHAPTERS = {"c1": profiles.c1, "c2": profiles.c2}  # chapter 1 (bijection), chap
 
 def bench_one(profile: str, chapter: str, name: str, steps: int) -> dict:
     cfg = CHAPTERS[chapter](profile)["runs"][name][0]
+    return {"chapter": chapter, "model": name, **bench_config(cfg, steps)}
+
+
+def bench_config(cfg, steps: int) -> dict:
+    """Time `steps` training steps of one RunConfig (any task and architecture)."""
     device = default_device()
     task, tc = cfg.task, cfg.train
     model = build_model(cfg.model, task).to(device)
@@ -41,7 +46,7 @@ def bench_one(profile: str, chapter: str, name: str, steps: int) -> dict:
         loss.backward()
         opt.step()
     seconds = time.perf_counter() - t0
-    return {"chapter": chapter, "model": name, "device": str(device), "threads": torch.get_num_threads(),
+    return {"params": n_params(model), "device": str(device), "threads": torch.get_num_threads(),
             "batch": tc.batch_size, "steps_per_s": round(steps / seconds, 1),
             "sample_ms_per_batch": round(sample_ms, 2),
             "minutes_for_profile_steps": round(tc.steps / (steps / seconds) / 60, 2),

@@ -1,16 +1,21 @@
+import dataclasses
+import math
+
 import pytest
 import torch
 
-from lib import cache
+from lib import cache, train
 from lib.config import ModelConfig, RunConfig, TrainConfig
-from lib.model import build_model, skip_block, zero_head, zero_output
+from lib.model import (DT_MAX, DT_MIN, build_model, selective_scan, selective_scan_reference, skip_block, zero_head,
+                       zero_output)
 from lib.tasks import make_task
 
 TASK = make_task("bijection", V=6, L=5)
 SMALL = {"transformer": ModelConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32),
          "mlp_flat": ModelConfig(arch="mlp_flat", d_model=16, n_layers=2, d_mlp=32),
          "mlp_local": ModelConfig(arch="mlp_local", d_model=16, n_layers=2, d_mlp=32),
-         "lstm": ModelConfig(arch="lstm", d_model=16, n_layers=2)}
+         "lstm": ModelConfig(arch="lstm", d_model=16, n_layers=2),
+         "mamba": ModelConfig(arch="mamba", d_model=16, n_layers=2, d_mlp=32)}
 
 
 def tokens(n=4, seed=0):
@@ -37,7 +42,7 @@ def test_hook_points_are_named_and_shaped():
     assert (pattern.triu(1) == 0).all()  # causal
 
 
-@pytest.mark.parametrize("arch", ["transformer", "mlp_flat", "mlp_local", "lstm"])
+@pytest.mark.parametrize("arch", list(SMALL))
 def test_changing_a_later_token_never_changes_an_earlier_prediction(arch):
     m, x = model(arch), tokens()
     y = x.clone()
@@ -105,9 +110,79 @@ def test_checkpoint_round_trip_is_strict_and_exact(tmp_path):
         cache.load(tmp_path / "broken.pt")
 
 
-@pytest.mark.parametrize("bad,word", [({"arch": "rnn"}, "arch"), ({"d_model": 10, "n_heads": 4}, "divisible"),
+@pytest.mark.parametrize("bad,word", [({"arch": "rnn"}, "arch"), ({"arch": "mamba", "d_mlp": 0}, "positive"), ({"d_model": 10, "n_heads": 4}, "divisible"),
                                       ({"n_layers": 0}, "positive"), ({"attention_off_top": 3}, "attention_off_top"),
                                       ({"arch": "lstm", "attention_off_top": 1}, "attention_off_top")])
 def test_model_config_rejects_nonsense(bad, word):
     with pytest.raises(ValueError, match=word):
         ModelConfig(**bad)
+
+
+@pytest.mark.parametrize("arch", list(SMALL))
+def test_every_architecture_is_causal_at_every_position(arch):
+    """Changing token t alone never changes the outputs at positions before t (float64)."""
+    torch.manual_seed(1)
+    cfg = dataclasses.replace(SMALL[arch], d_model=8, d_mlp=16, n_heads=2)
+    m = build_model(cfg, TASK).double().eval()
+    x = tokens(n=3, seed=1)
+    with torch.no_grad():
+        base = m(x)
+        for t in range(TASK.seq_len):
+            y = x.clone()
+            y[:, t] = (y[:, t] + 1 + torch.arange(3)) % TASK.vocab_size
+            torch.testing.assert_close(m(y)[:, :t], base[:, :t], rtol=0, atol=1e-12)
+
+
+def random_scan_inputs(batch=3, seq=50, d_inner=5, dtype=torch.float32, seed=0):
+    """x, dt, A, B, C with steps dt from 1e-3 to 10, so that exp(dt A) ranges from about 1 (a long
+    memory) to about 0 (a reset)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, seq, d_inner, generator=g, dtype=dtype)
+    dt = 10 ** (4 * torch.rand(batch, seq, d_inner, generator=g, dtype=dtype) - 3)
+    A = -torch.rand(d_inner, 16, generator=g, dtype=dtype) * 16
+    B, C = torch.randn(2, batch, seq, 16, generator=g, dtype=dtype)
+    return x, dt, A, B, C
+
+
+def test_the_fast_scan_equals_the_reference_loop_with_gradients():
+    inputs = random_scan_inputs()
+    grad_y = torch.randn(inputs[0].shape, generator=torch.Generator().manual_seed(1))
+    results = []
+    for scan in (selective_scan, selective_scan_reference):
+        leaves = [v.clone().requires_grad_() for v in inputs]
+        y = scan(*leaves)
+        y.backward(grad_y)
+        results.append([y.detach()] + [v.grad for v in leaves])
+    for fast, reference, name in zip(*results, ("y", "x", "dt", "A", "B", "C")):
+        torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5, msg=name)
+    small = [v.requires_grad_() for v in random_scan_inputs(batch=2, seq=6, d_inner=3, dtype=torch.float64)]
+    assert torch.autograd.gradcheck(selective_scan, small)
+
+
+def test_mamba_keeps_its_ssm_initialisation_and_is_deterministic_given_the_seed():
+    task = make_task("recall", n_pairs=8, n_keys=16, n_values=16)
+    x = task.sample(2, torch.Generator().manual_seed(0)).tokens
+    torch.manual_seed(0)
+    m = build_model(SMALL["mamba"], task).eval()
+    block = m.blocks[0]
+    dt = torch.nn.functional.softplus(block.dt_proj.bias)
+    assert DT_MIN <= dt.min() and dt.max() <= DT_MAX and dt.max() / dt.min() > 10  # spread, not softplus(0)
+    torch.testing.assert_close(block.A_log, torch.arange(1.0, 17.0).log().expand(32, -1))
+    torch.testing.assert_close(block.D, torch.ones(32))
+    assert block.dt_proj.weight.abs().max() > 0.2  # uniform in +-dt_rank^-1/2 = +-1, not N(0, 0.02)
+    out = m(x)
+    assert out.isfinite().all()
+    torch.manual_seed(0)
+    torch.testing.assert_close(build_model(SMALL["mamba"], task).eval()(x), out, rtol=0, atol=0)
+    torch.manual_seed(1)
+    assert not torch.allclose(build_model(SMALL["mamba"], task).eval()(x), out)
+
+
+def test_a_few_steps_of_training_teach_a_tiny_mamba():
+    cfg = RunConfig(TASK, SMALL["mamba"], TrainConfig(steps=150, batch_size=32, lr=1e-2, warmup=10,
+                                                      eval_every=150, eval_size=256))
+    untrained = train.train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=1e-12)),
+                            progress=False).history[-1]
+    trained = train.train(cfg, progress=False).history[-1]
+    assert trained["kl"] < 0.5 * untrained["kl"], (trained["kl"], untrained["kl"])
+    assert math.isfinite(trained["loss"]) and trained["entropy_mae"] < untrained["entropy_mae"]

@@ -3,6 +3,8 @@ import json
 import pytest
 
 from lib import claims, paths, profiles
+from lib.config import ModelConfig
+from lib.tasks import HMM, Bijection, Recall
 
 
 @pytest.mark.parametrize("profile", claims.PROFILES)
@@ -59,3 +61,13 @@ def test_ledger_counts_and_lists_every_record(tmp_path, monkeypatch):
     assert page.startswith("1 claims measured: 0 reproduced, 1 partly reproduced, 0 not reproduced.")
     assert "not yet measured: C2" in page and "| C1 |" in page and "**partly reproduced**" in page
     assert "0.005 bits" in page and "{doc}`01_bijection`" in page
+
+
+@pytest.mark.parametrize("task", [Bijection(V=20, L=19), HMM(K=20, K_max=50), Recall(),
+                                  Recall(n_pairs=16, n_keys=64, n_values=64)], ids=lambda t: repr(t))
+def test_mamba_and_lstm_can_be_sized_to_a_transformer(task):
+    target = profiles.count_params(ModelConfig(d_model=64, n_layers=2, n_heads=4, d_mlp=256), task)
+    mamba = profiles.match_params(ModelConfig(arch="mamba", n_layers=2), task, target, mlp_ratio=2, tol=0.05)
+    lstm = profiles.match_params(ModelConfig(arch="lstm", n_layers=2), task, target, mlp_ratio=1, tol=0.05)
+    for cfg in (mamba, lstm):
+        assert abs(profiles.count_params(cfg, task) - target) <= 0.05 * target, cfg

@@ -86,3 +86,74 @@ def test_sawtooth_entropy_is_not_a_function_of_position():
     keys = batch.tokens[:, 0::2]
     repeats = torch.stack([(keys[:, :t] == keys[:, t:t + 1]).any(1) for t in range(1, 19)], 1)
     assert abs(repeats.double().mean().item() - task.repeat) < 0.03
+
+
+def parse_recall(task, tokens):
+    """Read one recall sequence token by token: its bindings, and (PAD position, key) per query."""
+    from lib.tasks.recall import FILLER, PAD, QUERY, SEP, STORE
+    row, bindings, queries, i = tokens.tolist(), {}, [], 0
+    while row[i] == STORE:
+        assert row[i + 2] == SEP and row[i + 1] not in bindings
+        bindings[row[i + 1]] = row[i + 3]
+        i += 4
+    for i in range(i, len(row)):
+        if row[i] == QUERY:
+            assert row[i + 2] == PAD
+            queries.append((i + 2, row[i + 1]))
+        else:
+            assert row[i] == FILLER or row[i - 2] == QUERY or row[i - 1] == QUERY
+    return bindings, queries
+
+
+@pytest.mark.parametrize("params", [{}, {"n_pairs": 16, "n_keys": 64, "n_values": 64}, {"n_pairs": 5, "n_queries": 5,
+                                     "n_filler": 3, "n_keys": 6, "n_values": 5}])
+def test_recall_posterior_is_the_value_stored_with_the_queried_key(params):
+    task = make_task("recall", **params)
+    batch = task.sample(32, torch.Generator().manual_seed(0))
+    assert batch.tokens.shape == (32, task.seq_len) and batch.posterior.shape == (32, task.n_queries, task.n_values)
+    for tokens, posterior, labels in zip(batch.tokens, batch.posterior, batch.labels):
+        bindings, queries = parse_recall(task, tokens)
+        assert len(bindings) == task.n_pairs and len(set(bindings.values())) == task.n_pairs  # distinct keys, values
+        assert all(task.value0 <= v < task.vocab_size for v in bindings.values())
+        assert [pos for pos, _ in queries] == batch.query_pos.tolist()
+        asked = [key for _, key in queries]
+        assert len(set(asked)) == task.n_queries and set(asked) <= set(bindings)
+        stored = torch.tensor([bindings[key] - task.value0 for key in asked])
+        torch.testing.assert_close(labels, stored)
+        torch.testing.assert_close(posterior.argmax(-1), stored)
+        torch.testing.assert_close(posterior.sum(-1), torch.ones(task.n_queries, dtype=torch.float64))
+    torch.testing.assert_close(task.posterior(batch.tokens), batch.posterior)
+
+
+def test_recall_layout_at_the_paper_defaults():
+    task = make_task("recall")
+    assert (task.seq_len, task.vocab_size, task.n_out) == (4 * 64 + 32 + 3 * 3 + 2 * 16, 522, 256)
+    assert task.seq_len == 329
+    batch = task.sample(8, torch.Generator().manual_seed(1))
+    assert ((batch.tokens == 2).sum(1) == 32 + 2 * 16).all()  # FILLER after storage and between queries
+    torch.testing.assert_close(batch.tokens, task.sample(8, torch.Generator().manual_seed(1)).tokens)
+
+
+def test_recall_query_keys_and_values_are_uniform():
+    task = make_task("recall", n_pairs=4, n_queries=1, n_filler=0, n_keys=4, n_values=4)
+    batch = task.sample(20_000, torch.Generator().manual_seed(2))
+    asked_slot = (batch.tokens[:, 1:16:4] == batch.tokens[:, batch.query_pos - 1]).double().argmax(1)
+    for counts in (torch.bincount(asked_slot, minlength=4), torch.bincount(batch.labels[:, 0], minlength=4)):
+        torch.testing.assert_close(counts / 20_000, torch.full((4,), 0.25), atol=0.015, rtol=0)
+
+
+@pytest.mark.parametrize("params,word", [({"n_pairs": 300}, "n_pairs"), ({"n_pairs": 20, "n_values": 16}, "n_pairs"),
+                                         ({"n_pairs": 0}, "n_pairs"), ({"n_pairs": 2, "n_queries": 3}, "n_queries"),
+                                         ({"n_filler": -1}, "n_filler"), ({"n_keys": 1}, "n_keys")])
+def test_recall_rejects_bad_parameters(params, word):
+    with pytest.raises(ValueError, match=f"{word} must"):
+        make_task("recall", **params)
+
+
+def test_recall_posterior_rejects_an_unstored_query_key():
+    task = make_task("recall", n_pairs=4, n_keys=8, n_values=8)
+    tokens = task.sample(2, torch.Generator().manual_seed(0)).tokens
+    stored = set(tokens[0, 1:16:4].tolist())
+    tokens[0, task.query_pos[0] - 1] = next(k for k in range(10, 18) if k not in stored)
+    with pytest.raises(ValueError, match="stored exactly once"):
+        task.posterior(tokens)

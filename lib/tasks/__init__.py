@@ -8,10 +8,11 @@ Tasks take a `torch.Generator` and never touch global RNG state.
 from lib.tasks.batch import Batch
 from lib.tasks.bijection import Bijection
 from lib.tasks.hmm import HMM
+from lib.tasks.recall import Recall
 from lib.tasks.sawtooth import Sawtooth
 
 
-TASKS = {task.name: task for task in (Bijection, HMM, Sawtooth)}
+TASKS = {task.name: task for task in (Bijection, HMM, Sawtooth, Recall)}
 
 
 def make_task(name: str, **params):
