@@ -19,19 +19,22 @@ import torch
 
 from lib import paths
 from lib.config import RunConfig
-from lib.model import build_model
+from lib.model import ARCHITECTURES, build_model
 from lib.profiles import count_params
 from lib.train import Run, default_device, train
 
-# The code every trained run depends on, plus (in `source_files`) its own task's module.
-# Analysis-only modules and the task registry (names -> classes) are left out on purpose,
-# so that adding a chapter's task or analysis never invalidates another chapter's runs.
-TRAINING_SOURCES = ("config.py", "model.py", "train.py", "metrics.py", "tasks/batch.py")
+# The code every trained run depends on, plus (in `source_files`) its own task's module and,
+# for an architecture defined outside model.py (Mamba), that module. Analysis-only modules
+# and the task registry (names -> classes) are left out on purpose, so that adding a
+# chapter's task, architecture or analysis never invalidates another chapter's runs.
+TRAINING_SOURCES = ("config.py", "hooks.py", "model.py", "train.py", "metrics.py", "tasks/batch.py")
 
 
 def source_files(cfg: RunConfig) -> list[Path]:
-    task_module = Path(inspect.getfile(type(cfg.task))).relative_to(Path(__file__).parent)
-    return [paths.ROOT / "lib" / name for name in (*TRAINING_SOURCES, task_module.as_posix())]
+    lib_dir = Path(__file__).parent
+    own = {Path(inspect.getfile(type(cfg.task))), Path(inspect.getfile(ARCHITECTURES[cfg.model.arch]))}
+    extra = sorted(f.relative_to(lib_dir).as_posix() for f in own)
+    return [paths.ROOT / "lib" / name for name in dict.fromkeys((*TRAINING_SOURCES, *extra))]
 
 
 def code_hash(cfg: RunConfig) -> str:

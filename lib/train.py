@@ -15,7 +15,8 @@ from tqdm import tqdm  # plain text bars: no widget dependency in notebooks
 
 from lib import metrics
 from lib.config import RunConfig
-from lib.model import Hooked, build_model
+from lib.hooks import Hooked
+from lib.model import build_model
 
 EVAL_SEED = 2_147_483_647  # evaluation batches; training seeds are small integers
 

@@ -6,8 +6,8 @@ import torch
 
 from lib import cache, train
 from lib.config import ModelConfig, RunConfig, TrainConfig
-from lib.model import (DT_MAX, DT_MIN, build_model, selective_scan, selective_scan_reference, skip_block, zero_head,
-                       zero_output)
+from lib.mamba import DT_MAX, DT_MIN, selective_scan, selective_scan_reference
+from lib.model import build_model, skip_block, zero_head, zero_output
 from lib.tasks import make_task
 
 TASK = make_task("bijection", V=6, L=5)

@@ -55,6 +55,12 @@ def test_cache_key_changes_with_config_and_with_training_code(tmp_path, monkeypa
                 f.write("\n# an edit\n")
         # analysis-only modules and other chapters' tasks leave the key alone; training code does not
         assert (cache.run_key(CFG) == key) == (edited in (None, "plotting.py", "tasks/another_task.py")), edited
+    # Mamba's module is in a Mamba run's key only: a faster scan never retrains the transformer
+    mamba = dataclasses.replace(CFG, model=ModelConfig(arch="mamba", d_model=16, n_layers=1, d_mlp=32))
+    keys = {"transformer": cache.run_key(CFG), "mamba": cache.run_key(mamba)}
+    with open(tmp_path / "lib" / "mamba.py", "a") as f:
+        f.write("\n# an edit\n")
+    assert cache.run_key(CFG) == keys["transformer"] and cache.run_key(mamba) != keys["mamba"]
 
 
 def test_get_or_train_reuses_a_finished_run_and_ignores_half_written_ones(monkeypatch):
