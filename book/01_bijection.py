@@ -137,8 +137,7 @@ display(Markdown(plotting.markdown_table(
 # at a time, one CPU thread each.
 
 # %% tags=["remove-stderr"]
-trained = iter(cache.get_or_train_all([cfg for cfgs in runs_cfg.values() for cfg in cfgs]))
-runs = {name: [next(trained) for _ in cfgs] for name, cfgs in runs_cfg.items()}
+runs = cache.get_or_train_all(runs_cfg)
 for name, rs in runs.items():
     speed = np.mean([r.steps_per_second for r in rs])
     print(f"{plotting.LABELS[name]:30s} {len(rs)} run(s), {speed:6.1f} steps/s, "

@@ -122,7 +122,7 @@ display(Markdown(plotting.markdown_table(
 # ## Training, through the cache
 
 # %% tags=["remove-stderr"]
-runs = {name: [cache.get_or_train(cfg) for cfg in cfgs] for name, cfgs in runs_cfg.items()}
+runs = cache.get_or_train_all(runs_cfg)
 for name, rs in runs.items():
     print(f"{plotting.LABELS[name]:34s} {len(rs)} run(s), {np.mean([r.steps_per_second for r in rs]):6.1f} steps/s, "
           f"{np.mean([r.train_seconds for r in rs]) / 60:5.1f} min per run when trained")

@@ -79,13 +79,7 @@ TASK_LABELS = {"bijection": "bijection (canonical)", "sawtooth": "bijection with
 # conditions are never sampling noise. The HMM is evaluated at its training length, $K=20$.
 
 # %% tags=["remove-stderr"]
-runs = {name: [cache.get_or_train(cfg) for cfg in cfgs] for name, cfgs in setup["runs"].items() if name != "hmm"}
-# Chapter 2 trains the HMM transformers (about half an hour each on this CPU): we use the seeds it
-# has cached, and train them here only when it has cached none (a fresh checkout, or smoke).
-hmm_cached = [cfg for cfg in setup["runs"]["hmm"] if cache.run_path(cfg).exists()]
-runs["hmm"] = [cache.get_or_train(cfg) for cfg in hmm_cached or setup["runs"]["hmm"]]
-print("HMM seeds used:", [r.config.train.seed for r in runs["hmm"]],
-      "of", [cfg.train.seed for cfg in setup["runs"]["hmm"]])
+runs = cache.get_or_train_all(setup["runs"])  # chapters 1 and 2 trained all but the sawtooth runs
 tasks = {name: rs[0].config.task for name, rs in runs.items()}
 offsets = {"bijection": 1, "sawtooth": 1, "hmm": 20}  # chapter 1's and chapter 2's evaluation streams
 batches = {name: train.eval_batch(task, setup["eval_size"][name], cpu, offset=offsets[name]) for name, task in tasks.items()}

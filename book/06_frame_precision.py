@@ -80,7 +80,7 @@ print("threshold:", " and ".join(map(str, claims.CLAIMS["C10"].conditions)))
 # training nor the other chapters' evaluations use.
 
 # %% tags=["remove-stderr"]
-runs = {name: [cache.get_or_train(cfg) for cfg in cfgs] for name, cfgs in setup["runs"].items()}
+runs = cache.get_or_train_all(setup["runs"])
 probes = {name: train.eval_batch(rs[0].config.task, setup["probe_size"][name], cpu, offset=6)
           for name, rs in runs.items()}
 display(Markdown(plotting.markdown_table(

@@ -84,11 +84,12 @@ def get_or_train(cfg: RunConfig, progress: bool = True) -> Run:
     return run
 
 
-def get_or_train_all(cfgs: list[RunConfig], workers: int = 2) -> list[Run]:
-    """The cached runs for `cfgs`, training the missing ones first. On the CPU they train in
-    `workers` processes of one thread each: these models are too small for one process to keep
-    two cores busy, so this trains close to twice as many steps per second on 2 cores. The
-    longest runs start first; on a GPU they train one after another."""
+def get_or_train_all(groups: dict[str, list[RunConfig]], workers: int = 2) -> dict[str, list[Run]]:
+    """The cached runs of every group ({name: [RunConfig, ...]}, as the profiles give them),
+    training the missing ones first. On the CPU they train in `workers` processes of one thread
+    each: these models are too small for one process to keep two cores busy. The longest runs
+    start first; on a GPU they train one after another."""
+    cfgs = [cfg for group in groups.values() for cfg in group]
     missing = list({run_path(cfg): cfg for cfg in cfgs if not run_path(cfg).exists()}.values())
     missing.sort(key=lambda cfg: -cfg.train.steps * cfg.train.batch_size * cfg.task.seq_len
                  * count_params(cfg.model, cfg.task))
@@ -101,7 +102,7 @@ def get_or_train_all(cfgs: list[RunConfig], workers: int = 2) -> list[Run]:
     else:
         for cfg in missing:
             get_or_train(cfg)
-    return [load(run_path(cfg)) for cfg in cfgs]
+    return {name: [load(run_path(cfg)) for cfg in group] for name, group in groups.items()}
 
 
 def _train_one_thread(cfg: RunConfig) -> tuple[str, float]:

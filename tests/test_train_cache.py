@@ -98,8 +98,9 @@ def test_bad_training_parameters_are_errors():
 def test_get_or_train_all_trains_missing_runs_in_parallel_processes_as_one_process_would():
     other, third = (dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, seed=s)) for s in (1, 2))
     cached = cache.get_or_train(CFG, progress=False)
-    runs = cache.get_or_train_all([CFG, other, third, other], workers=2)  # one cached, two missing
-    assert [r.config for r in runs] == [CFG, other, third, other]
+    groups = cache.get_or_train_all({"a": [CFG, other], "b": [third, other]}, workers=2)  # one cached, two missing
+    assert {name: [r.config for r in rs] for name, rs in groups.items()} == {"a": [CFG, other], "b": [third, other]}
+    runs = groups["a"]
     assert torch.equal(runs[0].model.unembed.weight, cached.model.unembed.weight)
     # the same run trained in this process, one thread: the worker trained it the same way
     with torch.random.fork_rng(devices=[]):
