@@ -4,7 +4,8 @@ manifold, and ablations (Paper I §4; spec paper1.md §4.1-4.5).
 Measurement only: every function takes a trained model (or activations) and returns arrays,
 dicts or dataclasses; figures live in `lib.plotting`, verdicts in `lib.claims`.
 
-Used by: 03_geometry (C5, C6, C7, C8, C9).
+Used by: 03_geometry (C5, C6, C7, C8, C9); 04_architectures (C15: clusters of the recurrent models'
+states, `kmeans`, `adjusted_rand_index`, `silhouette`, `hmm_state_geometry`).
 """
 import math
 from dataclasses import dataclass
@@ -262,3 +263,97 @@ def over_seeds(per_seed) -> dict:
     """Mean of a per-seed quantity with a 95% bootstrap interval over the seeds."""
     values = torch.as_tensor(np.asarray(per_seed, dtype=float))
     return {"mean": values.mean().item(), "ci95": stats.bootstrap_ci(values), "per_seed": values.tolist()}
+
+
+# Clusters of hidden states (C15, spec §4.7): numpy only, seeded, no global RNG.
+
+def kmeans(X: np.ndarray, k: int, seed: int = 0, n_init: int = 10, max_iter: int = 300) -> np.ndarray:
+    """Lloyd's k-means with k-means++ seeding, the best of `n_init` starts (lowest within-cluster
+    sum of squares): labels [n] in 0..k-1. X [n, d]. Deterministic given `seed`."""
+    X = np.asarray(X, dtype=np.float64)
+    if not 1 <= k <= len(X):
+        raise ValueError(f"kmeans: k must be in 1..{len(X)} (the number of points), got {k}")
+    rng = np.random.default_rng(seed)
+    sq_norms = (X**2).sum(1)
+    best, best_inertia = None, np.inf
+    for _ in range(n_init):
+        centres = X[[rng.integers(len(X))]]
+        for _ in range(1, k):  # k-means++: next centre with probability proportional to squared distance
+            d2 = np.clip(sq_norms[:, None] - 2 * X @ centres.T + (centres**2).sum(1), 0, None).min(1)
+            p = d2 / d2.sum() if d2.sum() > 0 else np.full(len(X), 1 / len(X))
+            centres = np.vstack([centres, X[rng.choice(len(X), p=p)]])
+        labels = None
+        for _ in range(max_iter):
+            d2 = sq_norms[:, None] - 2 * X @ centres.T + (centres**2).sum(1)   # [n, k]
+            new = d2.argmin(1)
+            if labels is not None and (new == labels).all():
+                break
+            labels = new
+            for j in range(k):  # an emptied cluster keeps its centre
+                if (labels == j).any():
+                    centres[j] = X[labels == j].mean(0)
+        inertia = ((X - centres[labels]) ** 2).sum()
+        if inertia < best_inertia:
+            best, best_inertia = labels, inertia
+    return best
+
+
+def adjusted_rand_index(labels_a: np.ndarray, labels_b: np.ndarray) -> float:
+    """Hubert and Arabie's adjusted Rand index of two partitions of the same points: 1 when they
+    are the same up to relabelling, 0 in expectation for independent random labels."""
+    a, b = np.unique(labels_a, return_inverse=True)[1], np.unique(labels_b, return_inverse=True)[1]
+    if len(a) != len(b):
+        raise ValueError("adjusted_rand_index: the two labellings must have the same length")
+    table = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(table, (a, b), 1)
+    pairs = lambda counts: (counts * (counts - 1) / 2).sum()  # noqa: E731
+    both, rows, cols, total = pairs(table), pairs(table.sum(1)), pairs(table.sum(0)), len(a) * (len(a) - 1) / 2
+    expected = rows * cols / total
+    top = (rows + cols) / 2
+    return 1.0 if top == expected else float((both - expected) / (top - expected))
+
+
+def silhouette(X: np.ndarray, labels: np.ndarray, chunk: int = 1024) -> float:
+    """Mean silhouette (b - a) / max(a, b) over points, Euclidean distances: a = mean distance to
+    the point's own cluster (others), b = smallest mean distance to another cluster; 0 for a
+    point alone in its cluster. Near 1: tight, far-apart clusters. Exact, in row chunks."""
+    X = np.asarray(X, dtype=np.float64)
+    labels = np.unique(labels, return_inverse=True)[1]
+    n_clusters = labels.max() + 1
+    if n_clusters < 2:
+        raise ValueError("silhouette: needs at least two clusters")
+    onehot = np.eye(n_clusters)[labels]                              # [n, n_clusters]
+    sizes = onehot.sum(0)
+    sq_norms = (X**2).sum(1)
+    scores = np.empty(len(X))
+    for start in range(0, len(X), chunk):
+        rows = slice(start, start + chunk)
+        dist = np.sqrt(np.clip(sq_norms[rows, None] - 2 * X[rows] @ X.T + sq_norms, 0, None))  # [chunk, n]
+        own = labels[rows]
+        sums = dist @ onehot                                          # [chunk, n_clusters]
+        own_size = sizes[own] - 1
+        a = np.where(own_size > 0, sums[np.arange(len(own)), own] / np.maximum(own_size, 1), 0.0)
+        other = sums / sizes
+        other[np.arange(len(own)), own] = np.inf
+        b = other.min(1)
+        scores[rows] = np.where(own_size > 0, (b - a) / np.maximum(np.maximum(a, b), 1e-300), 0.0)
+    return float(scores.mean())
+
+
+def hmm_state_geometry(acts: np.ndarray, posterior: np.ndarray, n_states: int, seed: int = 0) -> dict[str, float]:
+    """C15's measures of a model's states at the observation positions of HMM sequences.
+    acts [n_sequences, n_query, width]; posterior [n_sequences, n_query, n_states] (the exact
+    filter). k-means with k = n_states on the vectors as they are (after the model's final
+    norm, the geometry its read-out sees; z-scoring would blow up near-constant coordinates),
+    its adjusted Rand index against the posterior's most probable state and its silhouette;
+    the standardised PC1 share (as chapter 3); and the held-out R^2 of H_Bayes, split by
+    sequence."""
+    n_seq, n_query, width = acts.shape
+    flat = acts.reshape(-1, width)
+    clusters = kmeans(flat, n_states, seed=seed)
+    entropy = metrics.entropy_bits(torch.as_tensor(posterior)).numpy()
+    explained, _ = standardised_pca(flat)
+    return {"entropy_r2": r2_split_by_sequence(acts, entropy),
+            "ari": adjusted_rand_index(clusters, posterior.reshape(-1, n_states).argmax(1)),
+            "silhouette": silhouette(flat, clusters) if len(np.unique(clusters)) > 1 else float("nan"),
+            "pc1_share": float(explained[0])}

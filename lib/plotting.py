@@ -10,11 +10,11 @@ STYLE = {"figure.dpi": 110, "savefig.dpi": 110, "axes.spines.top": False, "axes.
 # One name per trained model across the book: the profile's key -> what a reader sees.
 LABELS = {"transformer": "transformer", "transformer_sampled": "transformer (sampled labels)",
           "mlp_flat": "flat MLP", "mlp_flat_sampled": "flat MLP (sampled labels)",
-          "mlp_local": "per-position MLP", "lstm": "LSTM",
+          "mlp_local": "per-position MLP", "lstm": "LSTM", "mamba": "Mamba",
           "transformer_attn_off": "transformer, top-2 attention off",
           "emission_only": "filter ignoring transitions"}
 COLORS = {"Bayes": "black", "transformer": "C0", "transformer (sampled labels)": "C9",
-          "flat MLP": "C1", "flat MLP (sampled labels)": "C3", "per-position MLP": "C2", "LSTM": "C4",
+          "flat MLP": "C1", "flat MLP (sampled labels)": "C3", "per-position MLP": "C2", "LSTM": "C4", "Mamba": "C6",
           "transformer, top-2 attention off": "C5", "uniform": "0.5",
           "filter ignoring transitions": "0.3"}
 
@@ -321,4 +321,90 @@ def unfurling(panels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]], titl
                    xticks=[], yticks=[])
         fig.colorbar(points, ax=axes[0].tolist(), label="H_Bayes (bits)", fraction=0.02)
         fig.suptitle(title, y=1.02)
+    return _detached(fig)
+
+
+# Chapter 4 (architectures): the primitives matrix, learning curves per task, recall scaling.
+CELL_COLORS = {"tick": "#4c9a2a", "~": "#e6a700", "cross": "#c0392b"}
+CELL_SYMBOLS = {"tick": "\u2713", "~": "~", "cross": "\u2717"}
+
+
+def primitive_matrices(ours: dict[str, list[str]], r: dict[str, list[float]], paper: dict[str, list[str]],
+                       columns: list[str], row_labels: dict[str, str]) -> plt.Figure:
+    """Left: our architecture x primitive matrix, each cell coloured by its grade with r
+    written in it; a heavy border marks a cell that differs from the paper's. Right: the
+    paper's matrix."""
+    rows = list(paper)
+    with plt.style.context(STYLE | {"axes.grid": False}):
+        fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.4))
+        for ax, (title, cells) in zip(axes, (("ours", ours), ("paper (v3)", paper))):
+            for i, arch in enumerate(rows):
+                for j, cell in enumerate(cells[arch]):
+                    differs = cells is ours and cell != paper[arch][j]
+                    ax.add_patch(plt.Rectangle((j, i), 1, 1, color=CELL_COLORS[cell], alpha=0.75))
+                    if differs:
+                        ax.add_patch(plt.Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False, lw=2.5, ec="black"))
+                    text = CELL_SYMBOLS[cell] + (f"\nr = {r[arch][j]:.2g}" if cells is ours else "")
+                    ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=11 if cells is ours else 16)
+            ax.set(xlim=(0, len(columns)), ylim=(len(rows), 0), title=title)
+            ax.set_xticks(np.arange(len(columns)) + 0.5, columns)
+            ax.set_yticks(np.arange(len(rows)) + 0.5, [row_labels[a] for a in rows])
+            ax.tick_params(length=0)
+        fig.tight_layout()
+    return _detached(fig)
+
+
+def learning_curves_by_task(panels: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray]]]],
+                            levels: dict[str, float], ylabel: str) -> plt.Figure:
+    """One panel per task: one line per (model, seed) against training step, log scale, with
+    dotted horizontal levels (e.g. the grading cut-offs) and r = 1 (the baseline) solid."""
+    with plt.style.context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), squeeze=False)
+        for ax, (title, curves) in zip(axes[0], panels.items()):
+            for label, runs in curves.items():
+                for i, (step, value) in enumerate(runs):
+                    ax.semilogy(step, value, color=_color(label), alpha=0.8, label=label if i == 0 else None)
+            ax.axhline(1.0, color="0.4", lw=1)
+            for text, level in levels.items():
+                ax.axhline(level, ls=":", color="0.4")
+                ax.annotate(text, (0, level), xycoords=("axes fraction", "data"), textcoords="offset points",
+                            xytext=(4, 3), fontsize=8, color="0.3")
+            ax.set(xlabel="training step", title=title)
+        axes[0][0].set_ylabel(ylabel)
+        axes[0][-1].legend(fontsize=8)
+        fig.tight_layout()
+    return _detached(fig)
+
+
+def recall_scaling(n_pairs: np.ndarray, accuracy: dict[str, np.ndarray], chance: float) -> plt.Figure:
+    """Top-1 recall accuracy against the number of stored pairs, one line per model, with
+    chance (1 / n_values) dotted and 1 / n_pairs dashed (a model that knows which values were
+    stored but not which key each was bound to)."""
+    with plt.style.context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.5, 3.8))
+        for label, acc in accuracy.items():
+            ax.plot(n_pairs, acc, "o-", color=_color(label), label=label)
+        ax.axhline(chance, ls=":", color="0.4", label=f"chance (1/{round(1 / chance)})")
+        ax.plot(n_pairs, 1 / n_pairs, "--", color="0.6", label="1 / stored pairs")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(n_pairs, [str(n) for n in n_pairs])
+        ax.set(xlabel="stored key-value pairs", ylabel="top-1 accuracy", ylim=(0, 1.05))
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+    return _detached(fig)
+
+
+def state_clusters(panels: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], max_points: int = 4000) -> plt.Figure:
+    """One scatter per panel title: (pc [n, 2] scores, state [n] most probable hidden state,
+    explained variance ratios), points on PC1-PC2 coloured by the state."""
+    with plt.style.context(STYLE):
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), squeeze=False)
+        for ax, (title, (pc, state, explained)) in zip(axes[0], panels.items()):
+            keep = np.random.default_rng(0).permutation(len(pc))[:max_points]
+            for s in np.unique(state):
+                here = keep[state[keep] == s]
+                ax.scatter(pc[here, 0], pc[here, 1], s=4, alpha=0.6, color=f"C{s}", label=f"state {s}")
+            ax.set(xlabel=f"PC1 ({explained[0]:.0%})", ylabel=f"PC2 ({explained[1]:.0%})", title=title)
+        axes[0][-1].legend(fontsize=8, markerscale=3)
+        fig.tight_layout()
     return _detached(fig)

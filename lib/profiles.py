@@ -13,7 +13,7 @@ from lib.config import ModelConfig, RunConfig, TrainConfig
 from lib.dynamics import snapshot_schedule
 from lib.em_vs_sgd import EMConfig, StickyChain
 from lib.model import build_model, n_params
-from lib.tasks import HMM, Bijection, Sawtooth
+from lib.tasks import HMM, Bijection, Recall, Sawtooth
 
 
 def check_profile(profile: str) -> None:
@@ -245,3 +245,107 @@ def c7(profile: str) -> dict:
     check_profile(profile)
     return {**C7_SIZES[profile], "ks": (0, 1, 2, 4, 8), "layers_single": (29,), "layers_multi": (10, 15, 20, 25, 29),
             "seed": 0, "init_seed": 0}
+
+
+# Chapter 4 (architectures, C11-C15): which architectures have which inference primitive.
+# Accumulation reuses chapter 1's transformer and flat MLP, transport chapter 2's transformer,
+# flat MLP and LSTM (loaded from the cache, never trained twice); the new runs are each task's
+# missing recurrent models and the whole binding (associative recall) task. Every new model is
+# parameter-matched within 5% to its task's transformer and trained with that transformer's
+# recipe, budget and seeds. Recurrent models: `recurrent_layers` blocks (Mamba with
+# d_inner = 2 * d_model, the paper's expand 2; LSTM hidden width = d_model).
+C4_SIZES = {
+    "smoke": dict(recurrent_layers={"bijection": 2, "hmm": 2, "recall": 2},
+                  recall_task=Recall(n_pairs=4, n_queries=2, n_filler=0, n_keys=8, n_values=8),
+                  recall_transformer=ModelConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32), recall_mlp_layers=1,
+                  recall_train=TrainConfig(steps=40, batch_size=16, lr=3e-3, warmup=5, eval_every=20, eval_size=32),
+                  recall_seeds=(0, 1), recall_eval_size=64, sweep_pairs=(2, 4), sweep_seeds=(0,),
+                  geometry_size=32),
+    # PROVISIONAL recall size and budget: 8 stored pairs of 32 keys / 32 values, every pair
+    # queried, no filler (56 tokens). A probe of the transformer and Mamba at this budget fixes
+    # them before the default run; the sweep then shows where each stops scaling.
+    "default": dict(recurrent_layers={"bijection": 2, "hmm": 2, "recall": 2},
+                    recall_task=Recall(n_pairs=8, n_queries=8, n_filler=0, n_keys=32, n_values=32),
+                    recall_transformer=ModelConfig(d_model=64, n_layers=2, n_heads=4, d_mlp=256), recall_mlp_layers=2,
+                    recall_train=TrainConfig(steps=3000, batch_size=64, lr=2e-3, weight_decay=0.1, warmup=200,
+                                             eval_every=250),
+                    recall_seeds=(0, 1, 2), recall_eval_size=2048, sweep_pairs=(4, 8, 16), sweep_seeds=(0,),
+                    geometry_size=512),
+    # The authors' recall generator at its defaults (spec paper1.md §2.3: 64 pairs, 3 queries,
+    # 32 fillers, 256 keys and values) with chapter 1's paper-size transformer and recipe;
+    # recurrent depth as the authors' LSTM / Mamba (6 layers on the bijection, 9 on the HMM).
+    "paper": dict(recurrent_layers={"bijection": 6, "hmm": 9, "recall": 6},
+                  recall_task=Recall(),
+                  recall_transformer=ModelConfig(d_model=192, n_layers=6, n_heads=6, d_mlp=768), recall_mlp_layers=18,
+                  recall_train=TrainConfig(steps=50_000, batch_size=256, lr=3e-4, weight_decay=0.1, warmup=2000,
+                                           eval_every=1000),
+                  recall_seeds=(0, 1, 2, 3, 4), recall_eval_size=4096, sweep_pairs=(16, 32, 64, 128),
+                  sweep_seeds=(0,), geometry_size=2048),
+}
+C4_ARCHS = ("transformer", "mamba", "lstm", "mlp_flat")  # the rows of the primitives matrix
+C4_SWEEP_ARCHS = ("transformer", "mamba")
+
+
+def _recurrent(arch: str, n_layers: int, task, target: int) -> ModelConfig:
+    """A Mamba (expand 2) or LSTM of `n_layers` blocks sized to `target` parameters within 5%."""
+    ratio = {"mamba": 2, "lstm": 1}[arch]
+    return match_params(ModelConfig(arch=arch, n_layers=n_layers), task, target, mlp_ratio=ratio, tol=0.05)
+
+
+def _recall_models(size: dict, task) -> dict[str, ModelConfig]:
+    """The four recall architectures for `task`, sized to its transformer. The flat MLP uses
+    8-dimensional token embeddings flattened over positions, as chapter 2's (a one-hot prefix
+    would spend the budget on its first layer)."""
+    transformer, layers = size["recall_transformer"], size["recurrent_layers"]["recall"]
+    target = count_params(transformer, task)
+    return {"transformer": transformer,
+            "mamba": _recurrent("mamba", layers, task, target),
+            "lstm": _recurrent("lstm", layers, task, target),
+            "mlp_flat": match_params(ModelConfig(arch="mlp_flat", n_layers=size["recall_mlp_layers"], d_embed=8),
+                                     task, target, mlp_ratio=2, tol=0.05)}
+
+
+def c4_sweep_task(base: Recall, n_pairs: int) -> Recall:
+    """The recall task of the stored-pairs sweep: `base` with `n_pairs` pairs (and no more
+    queries than pairs)."""
+    return dataclasses.replace(base, n_pairs=n_pairs, n_queries=min(base.n_queries, n_pairs))
+
+
+def c4(profile: str) -> dict:
+    """Chapter 4: {"runs": {task: {arch: [RunConfig per seed]}}} for the tasks "bijection"
+    (accumulation), "hmm" (transport) and "recall" (binding), each with the architectures of
+    `C4_ARCHS`; "sweep": {n_pairs: {arch: [RunConfig]}} (recall with more or fewer stored
+    pairs, transformer and Mamba); and the evaluation sizes ("eval_size" per task,
+    "geometry_size" in HMM sequences for C15, "test_K" for the HMM).
+
+    Chapter 1's transformer and flat MLP and chapter 2's transformer, flat MLP and LSTM are
+    the very RunConfigs of `c1` and `c2`, so the cache returns their runs."""
+    check_profile(profile)
+    size, one, two = C4_SIZES[profile], c1(profile), c2(profile)
+    layers = size["recurrent_layers"]
+
+    def new_runs(model: ModelConfig, train: TrainConfig, seeds, task) -> list[RunConfig]:
+        return [RunConfig(task, model, dataclasses.replace(train, seed=s, snapshots=())) for s in seeds]
+
+    runs = {}
+    for name, chapter, sizes, new in (("bijection", one, C1_SIZES[profile], ("mamba", "lstm")),
+                                      ("hmm", two, C2_SIZES[profile], ("mamba",))):
+        transformer = chapter["runs"]["transformer"]
+        task, target = transformer[0].task, count_params(transformer[0].model, transformer[0].task)
+        runs[name] = {arch: chapter["runs"][arch] for arch in C4_ARCHS if arch not in new}
+        for arch in new:
+            runs[name][arch] = new_runs(_recurrent(arch, layers[name], task, target), sizes["train"], sizes["seeds"],
+                                        task)
+        runs[name] = {arch: runs[name][arch] for arch in C4_ARCHS}  # matrix order
+    recall = size["recall_task"]
+    runs["recall"] = {arch: new_runs(m, size["recall_train"], size["recall_seeds"], recall)
+                      for arch, m in _recall_models(size, recall).items()}
+    sweep = {}
+    for n_pairs in size["sweep_pairs"]:
+        task = c4_sweep_task(recall, n_pairs)
+        models = _recall_models(size, task)
+        sweep[n_pairs] = {arch: new_runs(models[arch], size["recall_train"], size["sweep_seeds"], task)
+                          for arch in C4_SWEEP_ARCHS}
+    return {"runs": runs, "sweep": sweep, "test_K": C2_TEST_K,
+            "eval_size": {"bijection": one["eval_size"], "hmm": two["eval_size"], "recall": size["recall_eval_size"]},
+            "geometry_size": size["geometry_size"]}

@@ -162,3 +162,65 @@ def test_position_groups_partition_the_sequence():
     for task in (make_task("bijection"), make_task("sawtooth"), make_task("hmm")):
         groups = torch.stack(list(geometry.position_groups(task).values()))
         assert groups.shape[1] == task.seq_len and (groups.sum(0) == 1).all(), task.name
+
+
+def blobs(n_per: int, centres: np.ndarray, spread: float, seed: int = 0):
+    """Points around each centre (Gaussian, sd `spread`) and their true labels."""
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([c + spread * rng.standard_normal((n_per, centres.shape[1])) for c in centres])
+    return X, np.repeat(np.arange(len(centres)), n_per)
+
+
+def test_kmeans_finds_well_separated_blobs_and_is_seeded():
+    centres = 20.0 * np.eye(5)
+    X, truth = blobs(40, centres, spread=0.5)
+    labels = geometry.kmeans(X, 5, seed=0)
+    assert geometry.adjusted_rand_index(labels, truth) == pytest.approx(1.0)
+    np.testing.assert_array_equal(labels, geometry.kmeans(X, 5, seed=0))
+    with pytest.raises(ValueError, match="k must be"):
+        geometry.kmeans(X[:3], 5)
+
+
+def test_adjusted_rand_index_known_cases():
+    truth = np.repeat(np.arange(5), 200)
+    relabelled = (truth + 3) % 5 * 7  # another name for every cluster
+    assert geometry.adjusted_rand_index(relabelled, truth) == pytest.approx(1.0)
+    random = np.random.default_rng(0).integers(0, 5, len(truth))
+    assert abs(geometry.adjusted_rand_index(random, truth)) < 0.01
+    # a hand-computed case: [0,0,1,1] vs [0,0,0,1]: pairs together in both 1, rows 2, cols 3, total 6
+    # expected 2*3/6 = 1, max (2+3)/2 = 2.5 -> (1 - 1) / (2.5 - 1) = 0
+    assert geometry.adjusted_rand_index(np.array([0, 0, 1, 1]), np.array([0, 0, 0, 1])) == pytest.approx(0.0)
+    # [0,0,1,1,2,2] vs [0,0,1,1,1,1]: both 3, rows 3, cols 1 + 6 = 7, total 15: expected 21/15 = 1.4,
+    # max 5 -> (3 - 1.4) / (5 - 1.4) = 4/9
+    assert geometry.adjusted_rand_index(np.array([0, 0, 1, 1, 2, 2]),
+                                        np.array([0, 0, 1, 1, 1, 1])) == pytest.approx(4 / 9)
+
+
+def test_silhouette_of_tight_far_blobs_is_near_one_and_of_a_hand_case_is_exact():
+    X, labels = blobs(50, np.array([[0.0, 0.0], [100.0, 0.0]]), spread=0.1)
+    assert geometry.silhouette(X, labels) > 0.99
+    assert geometry.silhouette(X, labels, chunk=7) == pytest.approx(geometry.silhouette(X, labels))
+    # points 0, 1 (cluster A) and 4 (cluster B) on a line: a(0) = 1, b(0) = 4 -> 3/4; a(1) = 1,
+    # b(1) = 3 -> 2/3; point 4 alone in its cluster -> 0
+    line = np.array([[0.0], [1.0], [4.0]])
+    assert geometry.silhouette(line, np.array([0, 0, 1])) == pytest.approx((3 / 4 + 2 / 3 + 0) / 3)
+    # labels that cut across the blobs score below zero
+    assert geometry.silhouette(X, np.tile([0, 1], 50)) < 0.05
+
+
+def test_hmm_state_geometry_on_states_that_are_the_posterior():
+    """A 'model' whose state is the exact posterior vector of a clear-cut filter: each point
+    sits near one corner of the simplex, so k-means recovers the argmax state (ARI 1), and
+    the entropy is far from linear in the posterior, but an R^2 is defined and below 1."""
+    rng = np.random.default_rng(0)
+    n_seq, n_query, S = 60, 10, 5
+    state = rng.integers(0, S, (n_seq, n_query))
+    posterior = np.full((n_seq, n_query, S), 0.02)
+    np.put_along_axis(posterior, state[..., None], 0.92, -1)
+    posterior *= rng.uniform(0.95, 1.05, posterior.shape)
+    posterior /= posterior.sum(-1, keepdims=True)
+    acts = np.concatenate([posterior, rng.standard_normal((n_seq, n_query, 3)) * 1e-3], -1)
+    out = geometry.hmm_state_geometry(acts, posterior, S)
+    assert out["ari"] == pytest.approx(1.0)
+    assert out["silhouette"] > 0.5
+    assert 0 < out["pc1_share"] < 1 and out["entropy_r2"] <= 1

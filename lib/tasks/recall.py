@@ -21,7 +21,7 @@ with which.
 Tokens: PAD 0, STORE 1, FILLER 2, QUERY 3, SEP 4 (5..9 unused, as in the authors' layout),
 keys 10..10+n_keys-1, then the values.
 
-Used by: 10_architectures (C14), planned.
+Used by: 04_architectures (C11, C14): the binding primitive.
 """
 from dataclasses import dataclass
 from typing import ClassVar

@@ -1,0 +1,58 @@
+"""Inference primitives across architectures (Paper I v3; spec paper1.md §1, C11-C14).
+
+One scale for three tasks: r = a model's error / the error of the context-blind baseline.
+Accumulation (bijection) and transport (HMM) measure error as per-sample entropy MAE, the
+baseline being the uniform predictor; binding (associative recall) measures 1 - top-1
+accuracy, the baseline being chance, 1 - 1/n_values. r = 0 is Bayes, r = 1 is no use of the
+context. `lib.claims.primitive_cell` grades r into the paper's tick / "~" / cross.
+
+Used by: 04_architectures (C11, C12, C13, C14).
+"""
+import numpy as np
+import torch
+
+from lib import metrics, train
+
+BINDING_TASKS = ("recall",)  # scored by accuracy: the posterior is a point mass
+
+
+def error_field(task) -> str:
+    """The `metrics.Scores` field whose mean is the task's error (accuracy is turned into 1 - accuracy)."""
+    return "accuracy" if task.name in BINDING_TASKS else "entropy_error"
+
+
+def error(task, mean_of_field: float) -> float:
+    """The error from the mean of `error_field(task)`."""
+    return 1 - mean_of_field if task.name in BINDING_TASKS else mean_of_field
+
+
+def baseline_error(task, batch) -> float:
+    """The context-blind baseline's error on `batch`: the uniform predictor's entropy MAE, or
+    1 - chance for binding."""
+    if task.name in BINDING_TASKS:
+        return 1 - 1 / task.n_out
+    return metrics.uniform_scores(batch).entropy_error.mean().item()
+
+
+def score(model, batch, chunk: int = 256) -> metrics.Scores:
+    """`metrics.score` in smaller chunks: Mamba's scan keeps one [pos, chunk, d_inner, 16]
+    state tensor per block, which at 1024 HMM sequences of K=50 would need gigabytes."""
+    return metrics.compare(metrics.predict(model, batch, chunk=chunk), batch.posterior.cpu())
+
+
+def learning_curve(run) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, r) of a run's learning curve: each point's error on the run's fixed curve batch
+    (drawn again here, as `train.train` drew it) over the baseline's error on that batch."""
+    task, tc = run.config.task, run.config.train
+    baseline = baseline_error(task, train.eval_batch(task, tc.eval_size, torch.device("cpu")))
+    key = "accuracy" if task.name in BINDING_TASKS else "entropy_mae"
+    steps = np.array([h["step"] for h in run.history])
+    return steps, np.array([error(task, h[key]) for h in run.history]) / baseline
+
+
+def late_gain(values: np.ndarray, steps: np.ndarray, fraction: float = 0.2) -> float:
+    """Relative fall of a learning curve over the last `fraction` of training: about 0 for a
+    curve that has levelled off ("cannot", at this budget), clearly positive for one still
+    improving ("not yet")."""
+    late = values[steps >= (1 - fraction) * steps[-1]]
+    return float(1 - late[-1] / late[0]) if late[0] > 0 else 0.0
