@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -71,3 +72,77 @@ def test_mamba_and_lstm_can_be_sized_to_a_transformer(task):
     lstm = profiles.match_params(ModelConfig(arch="lstm", n_layers=2), task, target, mlp_ratio=1, tol=0.05)
     for cfg in (mamba, lstm):
         assert abs(profiles.count_params(cfg, task) - target) <= 0.05 * target, cfg
+
+
+@pytest.fixture(scope="module")
+def c4_default():
+    return profiles.c4("default")
+
+
+def test_c4_every_model_is_within_five_percent_of_its_tasks_transformer(c4_default):
+    groups = [*c4_default["runs"].values(), *c4_default["sweep"].values()]
+    for archs in groups:
+        transformer = archs["transformer"][0]
+        target = profiles.count_params(transformer.model, transformer.task)
+        for name, cfgs in archs.items():
+            assert all(cfg.task == transformer.task for cfg in cfgs), name
+            count = profiles.count_params(cfgs[0].model, cfgs[0].task)
+            assert abs(count - target) <= 0.05 * target, (transformer.task, name, count, target)
+
+
+def test_c4_reuses_chapter_1_and_2_runs_and_gives_new_ones_their_recipe(c4_default):
+    one, two, runs = profiles.c1("default")["runs"], profiles.c2("default")["runs"], c4_default["runs"]
+    assert runs["bijection"]["transformer"] == one["transformer"] and runs["bijection"]["mlp_flat"] == one["mlp_flat"]
+    assert all(runs["hmm"][name] == two[name] for name in ("transformer", "mlp_flat", "lstm"))
+    for task, chapter in (("bijection", one), ("hmm", two)):
+        recipe = dataclasses.replace(chapter["transformer"][0].train, snapshots=())
+        assert [cfg.train for cfg in runs[task]["mamba"]] == [dataclasses.replace(recipe, seed=cfg.train.seed)
+                                                             for cfg in chapter["transformer"]]
+    for task in runs:
+        assert list(runs[task]) == list(profiles.C4_ARCHS)
+        assert all(len({cfg.train.seed for cfg in cfgs}) >= 3 for cfgs in runs[task].values())
+        assert {cfg.model.n_layers for cfg in runs[task]["mamba"] + runs[task]["lstm"]} == {2}
+        assert {cfg.train for cfg in runs[task]["mamba"]} == {cfg.train for cfg in runs[task]["lstm"]}
+    # the sweep's run at the chapter's recall size is the chapter's first seed, trained once
+    recall = runs["recall"]["transformer"][0].task
+    assert c4_default["sweep"][recall.n_pairs]["mamba"][0] == runs["recall"]["mamba"][0]
+
+
+@pytest.mark.parametrize("r,cell", [(0.0, "tick"), (0.2, "tick"), (0.2000001, "~"), (0.5, "~"),
+                                    (0.5000001, "cross"), (1.0, "cross"), (3.0, "cross")])
+def test_primitive_cell_grades_r_at_the_registered_cut_offs(r, cell):
+    assert (claims.TICK_MAX_R, claims.PARTIAL_MAX_R) == (0.2, 0.5)
+    assert claims.primitive_cell(r) == cell
+    assert f"tick if r <= {claims.TICK_MAX_R:g}" in claims.CLAIMS["C11"].metric
+
+
+def test_primitive_cell_refuses_nan():
+    with pytest.raises(ValueError, match="NaN"):
+        claims.primitive_cell(float("nan"))
+
+
+def test_matrix_agreement_on_hand_made_r_values():
+    paper = claims.CLAIMS["C11"].paper["others"]["matrix"]
+    r = {"transformer": [0.01, 0.12, 0.0], "mamba": [0.05, 0.1, 0.3], "lstm": [0.02, 0.9, 1.0],
+         "mlp_flat": [0.6, 0.8, 1.0]}
+    ours = claims.primitive_matrix(r)
+    assert ours == paper
+    assert claims.matrix_agreement(ours, paper) == {"cells_agreeing": 12, "transformer_has_all_three": 1,
+                                                    "others_with_all_three": 0}
+    r["transformer"][1] = 0.21          # transformer's transport becomes "~"
+    r["mamba"][2] = 0.2                 # Mamba's binding becomes a tick: all three
+    r["mlp_flat"][0] = 0.15             # the MLP accumulates
+    values = claims.matrix_agreement(claims.primitive_matrix(r), paper)
+    assert values == {"cells_agreeing": 9, "transformer_has_all_three": 0, "others_with_all_three": 1}
+    assert claims.verdict(claims.CLAIMS["C11"], values) == "not reproduced"
+    with pytest.raises(ValueError, match="differ in shape"):
+        claims.matrix_agreement({"transformer": ["tick"]}, paper)
+
+
+@pytest.mark.parametrize("acc,expected", [((1.0, 0.978, 0.005), "reproduced"), ((0.9, 0.5, 0.1), "reproduced"),
+                                          ((0.95, 0.3, 0.5), "partly reproduced"),
+                                          ((0.5, 0.2, 0.5), "not reproduced")])
+def test_c14_verdict_follows_its_registered_conditions(acc, expected):
+    values = dict(zip(("transformer_accuracy", "mamba_accuracy", "lstm_accuracy"), acc))
+    assert claims.verdict(claims.CLAIMS["C14"], values) == expected
+    assert list(claims.CLAIMS).index("C14") == list(claims.CLAIMS).index("C13") + 1
