@@ -340,20 +340,26 @@ def silhouette(X: np.ndarray, labels: np.ndarray, chunk: int = 1024) -> float:
     return float(scores.mean())
 
 
-def hmm_state_geometry(acts: np.ndarray, posterior: np.ndarray, n_states: int, seed: int = 0) -> dict[str, float]:
+def hmm_state_geometry(acts: np.ndarray, posterior: np.ndarray, n_states: int, seed: int = 0,
+                       symbols: np.ndarray | None = None) -> dict[str, float]:
     """C15's measures of a model's states at the observation positions of HMM sequences.
     acts [n_sequences, n_query, width]; posterior [n_sequences, n_query, n_states] (the exact
     filter). k-means with k = n_states on the vectors as they are (after the model's final
     norm, the geometry its read-out sees; z-scoring would blow up near-constant coordinates),
     its adjusted Rand index against the posterior's most probable state and its silhouette;
     the standardised PC1 share (as chapter 3); and the held-out R^2 of H_Bayes, split by
-    sequence."""
+    sequence. With `symbols` [n_sequences, n_query] (the observed symbol at each point), also
+    the ARI of the same clusters against the symbol: a control, since states that merely echo
+    the current token also fall into n_states clusters, which the argmax state partly follows."""
     n_seq, n_query, width = acts.shape
     flat = acts.reshape(-1, width)
     clusters = kmeans(flat, n_states, seed=seed)
     entropy = metrics.entropy_bits(torch.as_tensor(posterior)).numpy()
     explained, _ = standardised_pca(flat)
-    return {"entropy_r2": r2_split_by_sequence(acts, entropy),
-            "ari": adjusted_rand_index(clusters, posterior.reshape(-1, n_states).argmax(1)),
-            "silhouette": silhouette(flat, clusters) if len(np.unique(clusters)) > 1 else float("nan"),
-            "pc1_share": float(explained[0])}
+    out = {"entropy_r2": r2_split_by_sequence(acts, entropy),
+           "ari": adjusted_rand_index(clusters, posterior.reshape(-1, n_states).argmax(1)),
+           "silhouette": silhouette(flat, clusters) if len(np.unique(clusters)) > 1 else float("nan"),
+           "pc1_share": float(explained[0])}
+    if symbols is not None:
+        out["ari_symbol"] = adjusted_rand_index(clusters, np.asarray(symbols).ravel())
+    return out

@@ -283,6 +283,8 @@ C4_SIZES = {
                   sweep_seeds=(0,), geometry_size=2048),
 }
 C4_ARCHS = ("transformer", "mamba", "lstm", "mlp_flat")  # the rows of the primitives matrix
+C4_REUSED = {"bijection": ("transformer", "mlp_flat"), "hmm": ("transformer", "mlp_flat", "lstm")}  # from c1, c2
+C4_GEOMETRY_OFFSET = 115  # C15's HMM evaluation stream; chapter 1 scores on offset 1, chapter 2 on K = 20, 30, 50
 C4_SWEEP_ARCHS = ("transformer", "mamba")
 
 
@@ -292,17 +294,18 @@ def _recurrent(arch: str, n_layers: int, task, target: int) -> ModelConfig:
     return match_params(ModelConfig(arch=arch, n_layers=n_layers), task, target, mlp_ratio=ratio, tol=0.05)
 
 
-def _recall_models(size: dict, task) -> dict[str, ModelConfig]:
-    """The four recall architectures for `task`, sized to its transformer. The flat MLP uses
+def _recall_models(size: dict, task, archs=C4_ARCHS) -> dict[str, ModelConfig]:
+    """The recall architectures `archs` for `task`, sized to its transformer. The flat MLP uses
     8-dimensional token embeddings flattened over positions, as chapter 2's (a one-hot prefix
     would spend the budget on its first layer)."""
     transformer, layers = size["recall_transformer"], size["recurrent_layers"]["recall"]
     target = count_params(transformer, task)
-    return {"transformer": transformer,
-            "mamba": _recurrent("mamba", layers, task, target),
-            "lstm": _recurrent("lstm", layers, task, target),
-            "mlp_flat": match_params(ModelConfig(arch="mlp_flat", n_layers=size["recall_mlp_layers"], d_embed=8),
-                                     task, target, mlp_ratio=2, tol=0.05)}
+    build = {"transformer": lambda: transformer,
+             "mamba": lambda: _recurrent("mamba", layers, task, target),
+             "lstm": lambda: _recurrent("lstm", layers, task, target),
+             "mlp_flat": lambda: match_params(ModelConfig(arch="mlp_flat", n_layers=size["recall_mlp_layers"],
+                                                          d_embed=8), task, target, mlp_ratio=2, tol=0.05)}
+    return {arch: build[arch]() for arch in archs}
 
 
 def c4_sweep_task(base: Recall, n_pairs: int) -> Recall:
@@ -315,8 +318,9 @@ def c4(profile: str) -> dict:
     """Chapter 4: {"runs": {task: {arch: [RunConfig per seed]}}} for the tasks "bijection"
     (accumulation), "hmm" (transport) and "recall" (binding), each with the architectures of
     `C4_ARCHS`; "sweep": {n_pairs: {arch: [RunConfig]}} (recall with more or fewer stored
-    pairs, transformer and Mamba); and the evaluation sizes ("eval_size" per task,
-    "geometry_size" in HMM sequences for C15, "test_K" for the HMM).
+    pairs, transformer and Mamba); the evaluation sizes ("eval_size" per task, "geometry_size"
+    in HMM sequences for C15, "test_K" for the HMM); C15's evaluation stream
+    ("geometry_offset"); and which runs are chapter 1's and 2's ("reused").
 
     Chapter 1's transformer and flat MLP and chapter 2's transformer, flat MLP and LSTM are
     the very RunConfigs of `c1` and `c2`, so the cache returns their runs."""
@@ -328,12 +332,11 @@ def c4(profile: str) -> dict:
         return [RunConfig(task, model, dataclasses.replace(train, seed=s, snapshots=())) for s in seeds]
 
     runs = {}
-    for name, chapter, sizes, new in (("bijection", one, C1_SIZES[profile], ("mamba", "lstm")),
-                                      ("hmm", two, C2_SIZES[profile], ("mamba",))):
+    for name, chapter, sizes in (("bijection", one, C1_SIZES[profile]), ("hmm", two, C2_SIZES[profile])):
         transformer = chapter["runs"]["transformer"]
         task, target = transformer[0].task, count_params(transformer[0].model, transformer[0].task)
-        runs[name] = {arch: chapter["runs"][arch] for arch in C4_ARCHS if arch not in new}
-        for arch in new:
+        runs[name] = {arch: chapter["runs"][arch] for arch in C4_REUSED[name]}
+        for arch in set(C4_ARCHS) - set(C4_REUSED[name]):
             runs[name][arch] = new_runs(_recurrent(arch, layers[name], task, target), sizes["train"], sizes["seeds"],
                                         task)
         runs[name] = {arch: runs[name][arch] for arch in C4_ARCHS}  # matrix order
@@ -343,9 +346,9 @@ def c4(profile: str) -> dict:
     sweep = {}
     for n_pairs in size["sweep_pairs"]:
         task = c4_sweep_task(recall, n_pairs)
-        models = _recall_models(size, task)
-        sweep[n_pairs] = {arch: new_runs(models[arch], size["recall_train"], size["sweep_seeds"], task)
-                          for arch in C4_SWEEP_ARCHS}
-    return {"runs": runs, "sweep": sweep, "test_K": C2_TEST_K,
+        sweep[n_pairs] = {arch: new_runs(m, size["recall_train"], size["sweep_seeds"], task)
+                          for arch, m in _recall_models(size, task, C4_SWEEP_ARCHS).items()}
+    return {"runs": runs, "sweep": sweep, "test_K": C2_TEST_K, "reused": C4_REUSED,
+            "geometry_offset": C4_GEOMETRY_OFFSET,
             "eval_size": {"bijection": one["eval_size"], "hmm": two["eval_size"], "recall": size["recall_eval_size"]},
             "geometry_size": size["geometry_size"]}

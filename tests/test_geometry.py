@@ -220,7 +220,7 @@ def test_hmm_state_geometry_on_states_that_are_the_posterior():
     posterior *= rng.uniform(0.95, 1.05, posterior.shape)
     posterior /= posterior.sum(-1, keepdims=True)
     acts = np.concatenate([posterior, rng.standard_normal((n_seq, n_query, 3)) * 1e-3], -1)
-    out = geometry.hmm_state_geometry(acts, posterior, S)
-    assert out["ari"] == pytest.approx(1.0)
+    out = geometry.hmm_state_geometry(acts, posterior, S, symbols=rng.integers(0, S, (n_seq, n_query)))
+    assert out["ari"] == pytest.approx(1.0) and abs(out["ari_symbol"]) < 0.05  # symbols unrelated here
     assert out["silhouette"] > 0.5
     assert 0 < out["pc1_share"] < 1 and out["entropy_r2"] <= 1

@@ -13,6 +13,7 @@ from lib import claims, paths
 CHAPTERS = sorted((paths.ROOT / "book").glob("[0-9][0-9]_*.py"))
 DRAFTS = sorted((paths.ROOT / "book" / "drafts").glob("[0-9][0-9]_*.py"))
 CLAIM_IDS = {"01_bijection": ["C1"], "02_hmm": ["C2", "C3", "C4"], "03_geometry": ["C5", "C6", "C7", "C8", "C9"],
+             "04_architectures": ["C11", "C12", "C13", "C14", "C15"],
              "05_gradient_laws": ["G1", "G2", "G3", "G6"], "06_frame_precision": ["C10"],
              "07_llm_geometry": ["L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9"]}
 
