@@ -145,6 +145,14 @@ def representations(model, batch) -> dict[str, np.ndarray]:
     return {label: cache[name][:, batch.query_pos].flatten(2).double().numpy() for label, name in names.items()}
 
 
+@torch.no_grad()
+def final_residual(model, batch) -> np.ndarray:
+    """Any architecture's final representation (after its final norm, `hook_resid_final`) at the
+    batch's query positions: [n_sequences, n_query, d_model] float64."""
+    _, cache = model.run_with_cache(batch.tokens, ["hook_resid_final"])
+    return cache["hook_resid_final"][:, batch.query_pos].double().numpy()
+
+
 def standardised_pca(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """PCA of z-scored coordinates (constant coordinates dropped): (explained variance
     ratios, scores [n, k]). Standardising stops a few large coordinates from posing as a manifold."""

@@ -11,7 +11,7 @@ Used by: 04_architectures (C11, C12, C13, C14).
 import numpy as np
 import torch
 
-from lib import metrics, train
+from lib import metrics, stats, train
 
 BINDING_TASKS = ("recall",)  # scored by accuracy: the posterior is a point mass
 
@@ -56,3 +56,13 @@ def late_gain(values: np.ndarray, steps: np.ndarray, fraction: float = 0.2) -> f
     improving ("not yet")."""
     late = values[steps >= (1 - fraction) * steps[-1]]
     return float(1 - late[-1] / late[0]) if late[0] > 0 else 0.0
+
+
+def summarise(task, per_seed: list[metrics.Scores], base: float) -> dict:
+    """A task's error over seeds (mean, 95% interval over seeds and sequences, per seed) and
+    the same divided by the baseline's error `base`: "r", "r_ci95", "r_per_seed"."""
+    agg = stats.across_seeds(per_seed, error_field(task))
+    lo, hi = sorted(error(task, v) for v in agg["ci95"])
+    mean, per_seed_error = error(task, agg["mean"]), [error(task, v) for v in agg["per_seed"]]
+    return {"error": mean, "ci95": (lo, hi), "per_seed": per_seed_error, "r": mean / base,
+            "r_ci95": (lo / base, hi / base), "r_per_seed": [v / base for v in per_seed_error]}

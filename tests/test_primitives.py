@@ -44,3 +44,15 @@ def test_learning_curve_is_in_units_of_the_baseline():
     baseline = metrics.uniform_scores(train.eval_batch(task, 16, torch.device("cpu"))).entropy_error.mean().item()
     np.testing.assert_array_equal(steps, [2, 4])
     np.testing.assert_allclose(r, [h["entropy_mae"] / baseline for h in run.history])
+
+
+def test_summarise_turns_accuracy_into_error_and_divides_by_the_baseline():
+    recall = Recall(n_pairs=4, n_queries=2, n_filler=0, n_keys=8, n_values=8)
+    batch = recall.sample(32, torch.Generator().manual_seed(2))
+    exact = metrics.compare(batch.posterior, batch.posterior)
+    uniform = metrics.uniform_scores(batch)
+    out = primitives.summarise(recall, [exact, uniform], base=0.875)
+    expected = np.mean([0.0, 1 - uniform.accuracy.mean().item()])
+    assert out["error"] == pytest.approx(expected) and out["r"] == pytest.approx(expected / 0.875)
+    assert out["ci95"][0] <= out["error"] <= out["ci95"][1]
+    assert out["r_per_seed"][0] == 0.0

@@ -92,7 +92,8 @@ recall = tasks["recall"]
 example = recall.sample(1, torch.Generator().manual_seed(0))
 names = {recall_tokens.PAD: "PAD", recall_tokens.STORE: "STORE", recall_tokens.FILLER: "·",
          recall_tokens.QUERY: "QUERY", recall_tokens.SEP: "SEP"}
-word = lambda t: names.get(t) or (f"k{t - recall_tokens.KEY0}" if t < recall.value0 else f"v{t - recall.value0}")  # noqa: E731
+word = lambda t: names.get(t) or (  # noqa: E731
+    f"k{t - recall_tokens.KEY0}" if t < recall.value0 else f"v{t - recall.value0}")
 print(" ".join(word(t) for t in example.tokens[0].tolist()))
 print("answers at the PAD positions:", [f"v{v}" for v in example.labels[0].tolist()])
 for key in ("n_pairs", "n_keys", "n_values", "n_queries", "n_filler"):
@@ -181,17 +182,7 @@ scores = {name: {arch: [primitives.score(r.model, batches[name]) for r in rs] fo
 baseline = {name: primitives.baseline_error(tasks[name], batch) for name, batch in batches.items()}
 
 
-def summarise(task, per_seed, base):
-    """Mean error over seeds with its interval, per seed, and r (= error / base) likewise."""
-    agg = stats.across_seeds(per_seed, primitives.error_field(task))
-    err = lambda v: primitives.error(task, v)  # noqa: E731
-    lo, hi = sorted(err(v) for v in agg["ci95"])
-    return {"error": err(agg["mean"]), "ci95": (lo, hi), "per_seed": [err(v) for v in agg["per_seed"]],
-            "r": err(agg["mean"]) / base, "r_ci95": (lo / base, hi / base),
-            "r_per_seed": [err(v) / base for v in agg["per_seed"]]}
-
-
-summary = {name: {arch: summarise(tasks[name], ss, baseline[name]) for arch, ss in archs.items()}
+summary = {name: {arch: primitives.summarise(tasks[name], ss, baseline[name]) for arch, ss in archs.items()}
            for name, archs in scores.items()}
 display(Markdown(plotting.markdown_table(
     ["task", "model", "error [95% CI]", "per seed", "r [95% CI]", "baseline error"],
@@ -209,7 +200,7 @@ K_max = max(setup["test_K"])
 long_task = dataclasses.replace(tasks["hmm"], K=K_max)
 long_batch = train.eval_batch(long_task, setup["eval_size"]["hmm"], cpu, offset=K_max)
 long_base = primitives.baseline_error(long_task, long_batch)
-summary_k50 = {arch: summarise(long_task, [primitives.score(r.model, long_batch) for r in rs], long_base)
+summary_k50 = {arch: primitives.summarise(long_task, [primitives.score(r.model, long_batch) for r in rs], long_base)
                for arch, rs in runs["hmm"].items()}
 display(Markdown(plotting.markdown_table(
     ["model", f"entropy error, K={K_max} [95% CI]", "r"],
@@ -232,7 +223,8 @@ curves = {name: {arch: [primitives.learning_curve(r) for r in rs] for arch, rs i
           for name, archs in runs.items()}
 fig = plotting.learning_curves_by_task(
     {TASKS[name]: {plotting.LABELS[a]: c for a, c in archs.items()} for name, archs in curves.items()},
-    {f"tick: r ≤ {claims.TICK_MAX_R:g}": claims.TICK_MAX_R, f"~: r ≤ {claims.PARTIAL_MAX_R:g}": claims.PARTIAL_MAX_R},
+    {f"tick: r ≤ {claims.TICK_MAX_R:g}": claims.TICK_MAX_R,
+     f"~: r ≤ {claims.PARTIAL_MAX_R:g}": claims.PARTIAL_MAX_R},
     "r = error / context-blind error")
 fig
 
@@ -329,13 +321,8 @@ posterior = geo_batch.posterior.numpy()
 symbols = tasks["hmm"].decode(geo_batch.tokens)[2].numpy()  # [sequence, observation]
 
 
-@torch.no_grad()
-def final_states(model):
-    _, acts = model.run_with_cache(geo_batch.tokens, ["hook_resid_final"])
-    return acts["hook_resid_final"][:, geo_batch.query_pos].double().numpy()  # [sequence, observation, width]
-
-
-states = {arch: [final_states(r.model) for r in runs["hmm"][arch]] for arch in ("mamba", "lstm")}
+states = {arch: [geometry.final_residual(r.model, geo_batch) for r in runs["hmm"][arch]]
+          for arch in ("mamba", "lstm")}
 geo = {arch: [geometry.hmm_state_geometry(a, posterior, tasks["hmm"].S, seed=i, symbols=symbols)
              for i, a in enumerate(acts)] for arch, acts in states.items()}
 geo_summary = {arch: {k: geometry.over_seeds([g[k] for g in gs]) for k in gs[0]} for arch, gs in geo.items()}
@@ -393,14 +380,16 @@ records.append(claims.record(
     ci95=tuple(sorted(1 - v for v in summary["recall"]["transformer"]["ci95"])),
     details={"recall_task": dataclasses.asdict(recall), "chance": 1 / recall.n_values,
              "accuracy": accuracy, **by_arch("recall"),
-             "sweep_accuracy": {arch: dict(zip(map(int, n_pairs), map(float, acc))) for arch, acc in sweep_acc.items()}}))
+             "sweep_accuracy": {arch: dict(zip(map(int, n_pairs), map(float, acc)))
+                                for arch, acc in sweep_acc.items()}}))
 records.append(claims.record(
     "C15", {"mamba_entropy_r2": geo_summary["mamba"]["entropy_r2"]["mean"],
             "mamba_ari": geo_summary["mamba"]["ari"]["mean"],
             "lstm_entropy_r2": geo_summary["lstm"]["entropy_r2"]["mean"]},
     profile, seeds=len(geo["mamba"]), ci95=geo_summary["mamba"]["entropy_r2"]["ci95"],
     details={"n_sequences": setup["geometry_size"], "K": tasks["hmm"].K,
-             **{arch: {k: v["mean"] for k, v in s.items()} | {"per_seed": geo[arch]} for arch, s in geo_summary.items()}}))
+             **{arch: {k: v["mean"] for k, v in s.items()} | {"per_seed": geo[arch]}
+                for arch, s in geo_summary.items()}}))
 for rec in records:
     print(claims.one_line(rec))
 
