@@ -49,15 +49,12 @@ profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper
 # We'll need the following imports.
 
 # %%
-import dataclasses
-
 import numpy as np
 import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from lib import cache, claims, metrics, plotting, profiles, stats, train
-from lib.tasks.hmm import forward_filter
+from lib import cache, claims, evaluation, metrics, plotting, profiles, stats, train
 
 setup = profiles.c2(profile)
 task = setup["runs"]["transformer"][0].task
@@ -142,30 +139,12 @@ for name, rs in runs.items():
 # has learned to read $E$ but carries no belief from one step to the next.
 
 # %%
-def emission_only_scores(batch):
-    T, E, obs = task.decode(batch.tokens)
-    return metrics.compare(forward_filter(torch.full_like(T, 1 / task.S), E, obs), batch.posterior)
-
-
-scores, batches = {}, {}  # (model, K) -> [Scores per seed]; K -> the test batch
-for K in setup["test_K"]:
-    batches[K] = batch = train.eval_batch(dataclasses.replace(task, K=K), setup["eval_size"], torch.device("cpu"),
-                                          offset=K)
-    scores["uniform", K] = [metrics.uniform_scores(batch)]
-    scores["emission_only", K] = [emission_only_scores(batch)]
-    for name, rs in runs.items():
-        scores[name, K] = [metrics.score(r.model, batch) for r in rs]
-
-
-def mean_summary(per_seed_scores):
-    """Each `Scores.summary()` field, averaged over seeds."""
-    summaries = [s.summary() for s in per_seed_scores]
-    return {k: float(np.mean([summary[k] for summary in summaries])) for k in summaries[0]}
-
-
-K0 = task.K
-mae20 = {name: stats.across_seeds(scores[name, K0]) for name in [*runs, "emission_only", "uniform"]}
-summary20 = {name: mean_summary(scores[name, K0]) for name in mae20}
+K0, K_max = task.K, max(setup["test_K"])
+splits = {f"t<{K0}": slice(0, K0), f"t>={K0}": slice(K0, None)}  # positions seen in training, and the rest
+batches = evaluation.test_batches(task, setup["test_K"], setup["eval_size"])  # K -> the test batch
+scores = evaluation.scores_by_length(runs, task, batches, splits)  # (model, K) -> per seed; cached in data/runs
+mae20 = {name: evaluation.across_seeds(scores[name, K0]) for name in [*runs, "emission_only", "uniform"]}
+summary20 = {name: evaluation.mean_summary(scores[name, K0]) for name in mae20}
 paper = claims.CLAIMS["C2"].paper
 paper_value = {"transformer": f"{paper['value']:g} (cancelling or KL); {paper['others']['transformer per-sample (v3)']} per-sample",
                "mlp_flat": f"{paper['others']['MLP']} (MLP)", "lstm": f"{paper['others']['LSTM (v3)']}"}
@@ -232,18 +211,15 @@ rows = []
 for name in ["transformer", "transformer_attn_off", "mlp_flat", "lstm", "emission_only", "uniform"]:
     row = [plotting.LABELS.get(name, name)]
     for K in setup["test_K"]:
-        row.append(f"{stats.across_seeds(scores[name, K])['mean']:.4f}")
-    K_max = max(setup["test_K"])
-    row += [f"{stats.across_seeds([s.at_positions(slice(0, K0)) for s in scores[name, K_max]])['mean']:.4f}",
-            f"{stats.across_seeds([s.at_positions(slice(K0, None)) for s in scores[name, K_max]])['mean']:.4f}"]
+        row.append(f"{evaluation.across_seeds(scores[name, K])['mean']:.4f}")
+    row += [f"{evaluation.across_seeds(scores[name, K_max], part)['mean']:.4f}" for part in splits]
     rows.append(row)
 display(Markdown(plotting.markdown_table(
     ["model", *[f"K={K}, all positions" for K in setup["test_K"]],
      f"K={max(setup['test_K'])}, t<{K0}", f"K={max(setup['test_K'])}, t≥{K0}"], rows)))
 
 # %% mystnb={"figure": {"caption": "Per-sample entropy error at each observation of K=50 test sequences, averaged over seeds and sequences. Shaded: the positions seen in training.", "name": "fig-c3-positions"}}
-K_max = max(setup["test_K"])
-curve = {name: np.mean([s.per_position()["entropy_error"].numpy() for s in scores[name, K_max]], 0)
+curve = {name: evaluation.per_position(scores[name, K_max])
          for name in ["transformer", "transformer_attn_off", "mlp_flat", "lstm", "uniform"]}
 fig = plotting.error_by_position(np.arange(K_max), {plotting.LABELS.get(n, n): c for n, c in curve.items()},
                                  trained_up_to=K0, ylabel="|H(model) - H(Bayes)| (bits)")
@@ -251,9 +227,9 @@ fig
 
 # %%
 shape = stats.degradation_shape(curve["transformer"], start=K0 - 1)
-k50 = stats.across_seeds(scores["transformer", K_max])
+k50 = evaluation.across_seeds(scores["transformer", K_max])
 glue("c3_k50", k50["mean"], display=False)
-glue("c3_k30", stats.across_seeds(scores["transformer", 30])["mean"], display=False)
+glue("c3_k30", evaluation.across_seeds(scores["transformer", 30])["mean"], display=False)
 glue("c3_spearman", float(shape["spearman"]), display=False)
 glue("c3_step", shape["largest_step_fraction"], display=False)
 
@@ -282,30 +258,13 @@ print(f"position-embedding norm (mean over seeds): trained rows {norms[:, :train
 # Two alternatives can be tried on the same trained models without retraining, by rewriting
 # the position table through the `hook_pos_embed` hook: set the untrained rows to exactly
 # zero, or give every new position the embedding of the last trained `[OBS]`/symbol pair, so
-# that the model sees familiar position vectors with the right parity.
+# that the model sees familiar position vectors with the right parity (`lib/evaluation.py`).
 
 # %%
-def zero_untrained(pos_embed, _):
-    pos_embed = pos_embed.clone()
-    pos_embed[..., trained_len:, :] = 0
-    return pos_embed
-
-
-def repeat_last_trained_pair(pos_embed, _):
-    new = torch.arange(trained_len, pos_embed.shape[-2])
-    pos_embed = pos_embed.clone()
-    pos_embed[..., new, :] = pos_embed[..., trained_len - 2 + (new - trained_len) % 2, :]
-    return pos_embed
-
-
-position_scores = {"as trained (decayed rows)": scores["transformer", K_max]}  # scored above, no hook
-for label, rewrite in [("untrained rows zeroed", zero_untrained), ("last trained pair repeated", repeat_last_trained_pair)]:
-    position_scores[label] = []
-    for r in runs["transformer"]:
-        with r.model.hooks([("hook_pos_embed", rewrite)]):
-            position_scores[label].append(metrics.score(r.model, batches[K_max]))
-position_table = {label: {"t<20": stats.across_seeds([s.at_positions(slice(0, K0)) for s in ss])["mean"],
-                          "t>=20": stats.across_seeds([s.at_positions(slice(K0, None)) for s in ss])["mean"]}
+position_scores = {"as trained (decayed rows)": scores["transformer", K_max],  # scored above, no hook
+                   **evaluation.position_handling(runs["transformer"], batches[K_max], trained_len, splits)}
+position_table = {label: {"t<20": evaluation.across_seeds(ss, f"t<{K0}")["mean"],
+                          "t>=20": evaluation.across_seeds(ss, f"t>={K0}")["mean"]}
                   for label, ss in position_scores.items()}
 display(Markdown(plotting.markdown_table(
     ["position handling at K=50", f"t<{K0} (bits)", f"t≥{K0} (bits)"],
@@ -332,7 +291,7 @@ glue("c3_k50_early", position_table["as trained (decayed rows)"]["t<20"], displa
 # only MLPs there.
 
 # %%
-off = {K: stats.across_seeds(scores["transformer_attn_off", K])["mean"] for K in setup["test_K"]}
+off = {K: evaluation.across_seeds(scores["transformer_attn_off", K])["mean"] for K in setup["test_K"]}
 glue("c4_k20", off[K0], display=False)
 glue("c4_k50", off[K_max], display=False)
 glue("c4_ratio", off[K_max] / off[K0], display=False)
@@ -391,13 +350,13 @@ c2 = claims.record("C2", {"transformer_mae": mae20["transformer"]["mean"],
 c3 = claims.record("C3", {"k50_mae": k50["mean"], "extrapolation_spearman": float(shape["spearman"]),
                           "largest_step_fraction": shape["largest_step_fraction"]},
                    profile, seeds=len(runs["transformer"]), ci95=k50["ci95"],
-                   details={"by_K": {K: stats.across_seeds(scores["transformer", K])["mean"] for K in setup["test_K"]},
+                   details={"by_K": {K: evaluation.across_seeds(scores["transformer", K])["mean"] for K in setup["test_K"]},
                             "k50_in_distribution": float(curve["transformer"][:K0].mean()),
                             "k50_extrapolated": float(curve["transformer"][K0:].mean()),
                             "k50_extrapolated_by_position_handling": {k: v["t>=20"] for k, v in position_table.items()}})
 c4 = claims.record("C4", {"attn_off_k50_mae": off[K_max], "attn_off_k50_over_k20": off[K_max] / off[K0]},
                    profile, seeds=len(runs["transformer_attn_off"]),
-                   ci95=stats.across_seeds(scores["transformer_attn_off", K_max])["ci95"],
+                   ci95=evaluation.across_seeds(scores["transformer_attn_off", K_max])["ci95"],
                    details={"by_K": off})
 for rec in (c2, c3, c4):
     print(claims.one_line(rec))

@@ -64,7 +64,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from lib import cache, claims, geometry, metrics, plotting, profiles, train
+from lib import cache, claims, evaluation, geometry, metrics, plotting, profiles, train
 
 setup = profiles.c3(profile)
 cpu = torch.device("cpu")
@@ -197,9 +197,7 @@ glue("c3_dhead", d_head, display=False)
 # so 1 means uniform attention and 0 attention on one token.
 
 # %%
-focus = {name: [geometry.focusing(geometry.query_patterns(r.model, small[name]), small[name].query_pos,
-                                  geometry.position_groups(tasks[name])) for r in rs]
-         for name, rs in runs.items()}
+focus = {name: [evaluation.focusing(r, small[name]) for r in rs] for name, rs in runs.items()}  # cached per run
 rows = []
 for name, fs in focus.items():
     by_layer = np.mean([f.by_layer for f in fs], 0)
@@ -257,12 +255,13 @@ glue("c3_hmm_l0_emission", float(np.mean([f.mass["E header"][0].mean() for f in 
 # %%
 glue("c3_manifold_size", setup["manifold_size"], display=False)
 entropy = {name: metrics.entropy_bits(small[name].posterior).numpy() for name in runs}
-manifolds = {}  # (task, representation) -> [Manifold per seed]
-for name, rs in runs.items():
-    for r in rs:
-        for rep, acts in geometry.representations(r.model, small[name]).items():
-            manifolds.setdefault((name, rep), []).append(geometry.manifold(acts, entropy[name]))
-summary = {key: {k: np.mean([m.summary()[k] for m in ms]) for k in ms[0].summary()} for key, ms in manifolds.items()
+found = {name: [evaluation.manifolds(r, small[name]) for r in rs] for name, rs in runs.items()}  # cached per run
+manifolds = {}  # (task, representation) -> [Manifold.summary() per seed]
+for name, per_seed in found.items():
+    for m in per_seed:
+        for rep, s in m["summary"].items():
+            manifolds.setdefault((name, rep), []).append(s)
+summary = {key: {k: np.mean([m[k] for m in ms]) for k in ms[0]} for key, ms in manifolds.items()
            if key[1] in ("value vectors", "attention output", "final residual")}
 display(Markdown(plotting.markdown_table(
     ["task", "representation", "PC1", "PC1+PC2", "participation ratio", "dims for 90%", "Pearson(PC1, H)",
@@ -281,17 +280,17 @@ rows = []
 for name, rs in runs.items():
     for layer in range(len(rs[0].model.blocks)):
         ms = manifolds[name, f"value vectors, layer {layer}"]
-        rows.append([TASK_LABELS[name], layer, f"{np.mean([m.summary()['pc1_share'] for m in ms]):.1%}",
-                     f"{np.mean([abs(m.summary()['spearman']) for m in ms]):.2f}",
-                     f"{np.mean([abs(m.summary()['within_position_r']) for m in ms]):.2f}",
-                     f"{np.mean([m.r2 for m in ms]):.2f}"])
+        rows.append([TASK_LABELS[name], layer, f"{np.mean([m['pc1_share'] for m in ms]):.1%}",
+                     f"{np.mean([abs(m['spearman']) for m in ms]):.2f}",
+                     f"{np.mean([abs(m['within_position_r']) for m in ms]):.2f}",
+                     f"{np.mean([m['r2'] for m in ms]):.2f}"])
 display(Markdown(plotting.markdown_table(
     ["task", "layer", "PC1", "Spearman(PC1, H), absolute", "within-position r, absolute", "held-out R² of H"],
     rows)))
 
 # %% mystnb={"figure": {"caption": "Final-layer value vectors at the prediction positions on their first two standardised principal components, coloured by the Bayes entropy; first seed of each task.", "name": "fig-c3-manifold"}}
-fig = plotting.value_manifold({TASK_LABELS[name]: (manifolds[name, "value vectors"][0].pc, entropy[name].ravel(),
-                                                   manifolds[name, "value vectors"][0].explained) for name in runs})
+fig = plotting.value_manifold({TASK_LABELS[name]: (found[name][0]["pc"].numpy(), entropy[name].ravel(),
+                                                   found[name][0]["explained"].numpy()) for name in runs})
 fig
 
 # %%
@@ -342,13 +341,14 @@ for name in runs:
 # a small error.
 
 # %%
-layer_scores = {name: [geometry.layer_ablations(r.model, batches[name]) for r in runs[name]] for name in ("bijection", "hmm")}
-layer_ratio = {name: {f"{mode}, layer {layer}": np.array([s[mode, layer].entropy_error.mean() / b.entropy_error.mean()
+layer_scores = {name: [evaluation.layer_ablation_errors(r, batches[name]) for r in runs[name]]  # cached per run
+                for name in ("bijection", "hmm")}
+layer_ratio = {name: {f"{mode}, layer {layer}": np.array([s[mode, layer] / b.entropy_error.mean()
                                                           for s, b in zip(layer_scores[name], base[name])])
                       for mode, layer in layer_scores[name][0]} for name in layer_scores}
 display(Markdown(plotting.markdown_table(
     ["task", "ablation", "entropy MAE (bits), mean over seeds", "intact", "ratio, per seed"],
-    [[TASK_LABELS[name], cond, f"{np.mean([s[key].entropy_error.mean() for s in layer_scores[name]]):.4f}",
+    [[TASK_LABELS[name], cond, f"{np.mean([s[key] for s in layer_scores[name]]):.4f}",
       f"{np.mean([b.entropy_error.mean() for b in base[name]]):.4f}", ", ".join(f"{v:.1f}" for v in ratios[cond])]
      for name, ratios in layer_ratio.items() for cond, key in zip(ratios, layer_scores[name][0])])))
 
@@ -391,11 +391,12 @@ for name, values in min_skip.items():
 # layer-0 head with the most orthogonal hypothesis keys (C7).
 
 # %%
-head_scores = {name: [geometry.head_ablations(r.model, batches[name]) for r in runs[name]] for name in ("bijection", "hmm")}
+head_scores = {name: [evaluation.head_ablation_errors(r, batches[name]) for r in runs[name]]  # cached per run
+               for name in ("bijection", "hmm")}
 rows, conc = [], {name: [] for name in head_scores}
 for name, per_seed in head_scores.items():
     for seed, (hs, b) in enumerate(zip(per_seed, base[name])):
-        damage = {key: (s.entropy_error.mean() - b.entropy_error.mean()).item() for key, s in hs.items()}
+        damage = {key: (s - b.entropy_error.mean()).item() for key, s in hs.items()}
         zero = {k[1:]: v for k, v in damage.items() if k[0] == "zero"}
         top = max(zero, key=zero.get)
         stats_ = geometry.concentration(np.array(list(zero.values())))
@@ -469,7 +470,7 @@ def check(claim_id, per_seed, details):
     return rec
 
 
-value_stats = {name: [m.summary() for m in manifolds[name, "value vectors"]] for name in runs}
+value_stats = {name: manifolds[name, "value vectors"] for name in runs}
 records = [
     check("C5", {f"{name}_min_skip_ratio": v for name, v in min_skip.items()},
           {"ratios": {name: {k: v.tolist() for k, v in r.items()} for name, r in layer_ratio.items()}}),

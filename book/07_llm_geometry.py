@@ -50,8 +50,9 @@ profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper
 
 # %% [markdown]
 # We'll need the following imports. Loading the model dequantises the GGUF weights (about
-# half a minute); the untrained control is the same architecture at Hugging Face's random
-# initialisation.
+# half a minute), so `models` loads it only when something has to be computed: re-executed
+# with the committed cache under `data/runs/`, the chapter never loads it. The untrained
+# control is the same architecture at Hugging Face's random initialisation.
 
 # %%
 import time
@@ -62,20 +63,19 @@ import transformers
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from lib import claims, llm, llm_analysis, llm_interventions, llm_runs, plotting, profiles, prompts, sula
+from lib import claims, llm, llm_analysis, llm_runs, plotting, profiles, prompts, sula
 
 chapter_start = time.perf_counter()
 torch.set_num_threads(2)
 transformers.utils.logging.disable_progress_bar()
 transformers.utils.logging.set_verbosity_error()
 cfg = profiles.c7(profile)
-model, tokenizer = llm.load_smollm2()
-init_model = llm.random_init_like(model, cfg["init_seed"])
-lay = llm.layout(model)
+models = llm_runs.Models(cfg["init_seed"])  # loaded on first use
+trained_id, init_id = llm_runs.trained_id(), llm_runs.init_id(cfg["init_seed"])
+lay = llm_runs.layout(models.trained, trained_id)
 last = lay.n_layers - 1
-print(f"profile={profile}: {type(model).__name__}, {lay.n_layers} layers, {lay.n_heads} query heads, "
-      f"{lay.n_kv_heads} key/value heads of dim {lay.head_dim}, d_model={lay.d_model}; "
-      f"loaded in {time.perf_counter() - chapter_start:.0f} s")
+print(f"profile={profile}: {llm.smollm2_path().name}, {lay.n_layers} layers, {lay.n_heads} query heads, "
+      f"{lay.n_kv_heads} key/value heads of dim {lay.head_dim}, d_model={lay.d_model}")
 
 # %% [markdown]
 # ## The prompts
@@ -93,8 +93,7 @@ pool = prompts.load_pool()
 if cfg["pool_per_domain"]:
     pool = [p for d in prompts.DOMAINS for p in [q for q in pool if q["domain"] == d][:cfg["pool_per_domain"]]]
 texts = [p["text"] for p in pool]
-trained_id = llm_runs.trained_id()
-pool_run = llm_runs.last_token_pass(model, tokenizer, trained_id, texts, layers=cfg["layers_multi"])
+pool_run = llm_runs.last_token_pass(models.trained, trained_id, texts, layers=cfg["layers_multi"])
 entropy, length = pool_run["entropy"], pool_run["length"]
 sets = llm_analysis.prompt_sets(pool, entropy, length, cfg)
 rows = [[name, len(idx), f"{length[idx].double().mean():.1f}", f"{entropy[idx].mean():.2f}",
@@ -120,8 +119,7 @@ display(Markdown(plotting.markdown_table(
 
 # %%
 values = {name: pool_run["values"][idx, -1] for name, idx in sets.items()}
-init_id = llm_runs.init_id(cfg["init_seed"])
-init_values = {name: llm_runs.last_token_pass(init_model, tokenizer, init_id, [texts[i] for i in sets[name]],
+init_values = {name: llm_runs.last_token_pass(models.init, init_id, [texts[i] for i in sets[name]],
                                               layers=(last,))["values"][:, 0] for name in ("mixed", "math")}
 geometry = llm_analysis.value_geometry(values, entropy, sets, init_values, cfg)
 table = {name: llm_analysis.set_table_row(s) for name, s in geometry["summaries"].items()}
@@ -213,8 +211,8 @@ for cid in ("L1", "L2", "L3"):
 # whatever the content.
 
 # %%
-keys = llm_analysis.key_orthogonality(model, init_model, n_tokens=cfg["key_tokens"], seed=cfg["seed"])
-attn_run = llm_runs.last_token_pass(model, tokenizer, trained_id, [texts[i] for i in sets["mixed"]], attention=True)
+keys = llm_analysis.key_orthogonality(models, (trained_id, init_id), n_tokens=cfg["key_tokens"], seed=cfg["seed"])
+attn_run = llm_runs.last_token_pass(models.trained, trained_id, [texts[i] for i in sets["mixed"]], attention=True)
 focus = llm_analysis.focusing(attn_run["attn_entropy"], attn_run["attn_entropy_no_sink"], cfg)
 for name, block in (("keys", keys["details"]), ("focusing", focus["values"])):
     print(name, {k: round(v, 4) for k, v in block.items() if isinstance(v, float)})
@@ -282,7 +280,7 @@ for cid, res in (("L4", keys), ("L5", focus)):
 # (every shown label drawn at random, so the examples carry no mapping).
 
 # %%
-sula_runs = llm_analysis.sula_conditions(model, tokenizer, trained_id, cfg, last)
+sula_runs = llm_analysis.sula_conditions(models.trained, trained_id, cfg, last)
 sula_res = llm_analysis.sula_claims(sula_runs, cfg)
 l6_values, _, l6_details = sula_res["L6"]
 display(Markdown(plotting.markdown_table(
@@ -349,13 +347,10 @@ heldout, estimate = order[:cfg["heldout"]], order[cfg["heldout"]:]
 axes = llm_analysis.axes_from_pool(pool_run["values"], entropy, cfg["layers_multi"], estimate)
 eval_sula = sula.Evidence().prompts("main", cfg["ks"], cfg["eval_sula_per_k"], torch.Generator().manual_seed(cfg["seed"] + 7))
 eval_texts = [texts[i] for i in heldout[:cfg["eval_natural"]]]
-label_ids = sula.label_token_ids(tokenizer, "main")
-single = llm_analysis.single_layer(
-    llm_interventions.Behaviour(model, tokenizer, eval_texts, eval_sula, label_ids, start=last),
-    *axes[last], last, pool_run["values"][heldout, -1], entropy[heldout], cfg)
-multi = llm_analysis.multi_layer(
-    llm_interventions.Behaviour(model, tokenizer, eval_texts, eval_sula, label_ids, start=min(cfg["layers_multi"])),
-    axes, cfg)
+label_ids = llm_runs.label_ids(models.trained, trained_id, "main")
+probes = llm_analysis.interventions(models.trained, trained_id, eval_texts, eval_sula, label_ids, axes, last,
+                                    pool_run["values"][heldout, -1], entropy[heldout], cfg)  # cached
+single, multi = probes["single"], probes["multi"]
 print("single layer", {k: v for k, v in single["details"].items() if isinstance(v, float)})
 print("multi-layer", {k: v for k, v in multi["details"].items() if isinstance(v, float)})
 glue("l8_corr", single["values"]["heldout_axis_corr"], display=False)

@@ -3,10 +3,14 @@
 The key hashes the run's canonical config and the source of every module that shapes
 training, so a changed config or changed training code can never return an old result.
 Writes are atomic (temporary name, then rename): an interrupted run leaves nothing behind,
-and a restarted `make reproduce` redoes only what is missing.
+and a restarted `make reproduce` redoes only what is missing. The same store holds artifacts
+computed from runs or models (evaluations, ablations, activations, the EM-vs-SGD experiment),
+keyed by what they were computed from and the source of the code that computed them, so that
+re-executing a chapter reads them in seconds.
 
-Used by: every chapter that trains.
+Used by: every chapter.
 """
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -15,6 +19,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from lib import paths
@@ -126,10 +131,55 @@ def artifact_path(kind: str, key: dict, sources: tuple[str, ...]):
 def get_or_compute(kind: str, key: dict, sources: tuple[str, ...], compute) -> dict:
     """The cached result (a dict of tensors and plain values) of `compute()` for `key`,
     computing and saving it first if absent. `sources`: lib files (relative to lib/) whose
-    code produced it. Used by: 07_llm_geometry (activations of SmolLM2)."""
+    code produced it. Used by: 02_hmm, 03_geometry, 05_gradient_laws, 07_llm_geometry."""
     path = artifact_path(kind, key, sources)
     if path.exists():
         return torch.load(path, map_location="cpu", weights_only=True)
     result = compute()
     atomic_save(result, path)
     return result
+
+
+def get_or_compute_on_runs(kind: str, runs: list[Run], key: dict, sources: tuple[str, ...], compute) -> dict:
+    """`get_or_compute` for an evaluation of trained runs (scores, ablations, geometry): keyed by
+    each run's own cache key (its config and training code, `run_key`), by `key` (every other
+    value that shapes the result: batches, sizes, offsets) and by `sources` (the analysis code),
+    so a retrained run or changed analysis code can never return an old result."""
+    if "runs" in key:
+        raise ValueError("get_or_compute_on_runs: 'runs' is the key of the runs themselves; rename it")
+    return get_or_compute(kind, {"runs": [run_key(run.config) for run in runs], **key}, sources, compute)
+
+
+def digest(obj) -> str:
+    """Content hash of tensors, arrays, plain values, and dicts, lists, tuples and dataclasses
+    of them: the key of an input too large to spell out in JSON (an evaluation batch, a set of
+    activations). Dtypes and shapes count, so equal numbers in another dtype hash differently."""
+    sha = hashlib.sha256()
+
+    def feed(x):
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().contiguous()
+            sha.update(f"tensor {x.dtype} {tuple(x.shape)}|".encode())
+            sha.update(x.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(x, np.ndarray):
+            feed(torch.from_numpy(np.ascontiguousarray(x)))
+        elif dataclasses.is_dataclass(x) and not isinstance(x, type):
+            sha.update(f"{type(x).__qualname__}(".encode())
+            feed({f.name: getattr(x, f.name) for f in dataclasses.fields(x)})
+        elif isinstance(x, dict):
+            sha.update(b"{")
+            for k in sorted(x, key=repr):
+                feed(k)
+                feed(x[k])
+            sha.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            sha.update(f"{type(x).__name__}[{len(x)}](".encode())
+            for item in x:
+                feed(item)
+        elif x is None or isinstance(x, (bool, int, float, str)):
+            sha.update(f"{type(x).__name__}:{x!r}|".encode())
+        else:
+            raise TypeError(f"digest: cannot hash a {type(x).__name__}; pass tensors, plain values or containers")
+
+    feed(obj)
+    return sha.hexdigest()[:16]

@@ -27,7 +27,7 @@ import math
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 
@@ -218,6 +218,10 @@ class Curves:
         return Curves(self.loss[..., : steps + 1], self.entropy[..., : steps + 1], self.accuracy[..., : steps + 1],
                       self.test_loss[..., : steps // self.eval_every + 1], self.eval_every)
 
+    def to_dict(self) -> dict:
+        """Plain tensors and values, for the cache (`torch.load(weights_only=True)`); `Curves(**d)` rebuilds."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     @staticmethod
     def stack(curves: list["Curves"]) -> "Curves":
         fields = ("loss", "entropy", "accuracy", "test_loss")
@@ -279,6 +283,19 @@ class Experiment:
     value_step: list[dict]        # per seed, at initialisation: free-value step vs the W_V-induced one
     seconds: float                # wall-clock time of the training
 
+    def to_dict(self) -> dict:
+        """Everything but `cfg` (the cache key) as plain tensors and values; `from_dict` rebuilds."""
+        return {"floor": self.floor, "test_floor": self.test_floor, "bayes_entropy": self.bayes_entropy,
+                "budget": {n: c.to_dict() for n, c in self.budget.items()},
+                "long": {n: c.to_dict() for n, c in self.long.items()},
+                "value_step": self.value_step, "seconds": self.seconds}
+
+    @staticmethod
+    def from_dict(cfg: EMConfig, saved: dict) -> "Experiment":
+        return Experiment(cfg, saved["floor"], saved["test_floor"], saved["bayes_entropy"],
+                          {n: Curves(**c) for n, c in saved["budget"].items()},
+                          {n: Curves(**c) for n, c in saved["long"].items()}, saved["value_step"], saved["seconds"])
+
 
 def bayes_floor(chain: StickyChain, seed: int) -> tuple[float, float]:
     """Cross-entropy of the exact predictive on seed's sequence, and its mean entropy (nats)."""
@@ -287,11 +304,22 @@ def bayes_floor(chain: StickyChain, seed: int) -> tuple[float, float]:
     return -log_pred.gather(-1, y.unsqueeze(-1)).mean().item(), -(log_pred.exp() * log_pred).sum(-1).mean().item()
 
 
+SOURCES = ("em_vs_sgd.py", "gradients.py")
+
+
 def run(cfg: EMConfig, workers: int = 2) -> Experiment:
     """Every arm on every seed for the paper's budget, and the long arms for the long budget on
     the first `long_seeds` seeds (their first `steps` steps are the budget run). Each seed's
     arms form one batch; batches run in `workers` processes (the results do not depend on it).
-    The processes are spawned: from a script, call this under `if __name__ == "__main__":`."""
+    The processes are spawned: from a script, call this under `if __name__ == "__main__":`.
+    Cached under data/runs, keyed by `cfg` and the source of this module and lib.gradients:
+    it trains only when that result is absent (`seconds` is then the time the training took)."""
+    from lib import cache  # imported here: lib.cache imports lib.profiles, which imports this module
+    saved = cache.get_or_compute("em-vs-sgd", asdict(cfg), SOURCES, lambda: _train(cfg, workers).to_dict())
+    return Experiment.from_dict(cfg, saved)
+
+
+def _train(cfg: EMConfig, workers: int) -> Experiment:
     names = tuple(arms(cfg.boost))
     jobs = []
     for i, seed in enumerate(cfg.seeds):

@@ -7,7 +7,11 @@ import math
 
 import torch
 
-from lib import geometry, llm, llm_geometry, llm_interventions, llm_runs, prompts, stats, sula
+from lib import cache, geometry, llm, llm_geometry, llm_interventions, llm_runs, prompts, stats, sula
+
+# The analyses below are cached (lib.cache) under these sources, keyed by their inputs' contents.
+SOURCES = ("llm_analysis.py", "llm_geometry.py", "geometry.py", "llm.py", "llm_interventions.py", "sula.py",
+           "metrics.py", "stats.py")
 
 
 def prompt_sets(pool: list[dict], entropy: torch.Tensor, length: torch.Tensor, cfg: dict) -> dict:
@@ -34,10 +38,16 @@ def abs_interval(ci: tuple[float, float]) -> tuple[float, float]:
     return (lo, hi) if lo >= 0 else (-hi, -lo) if hi <= 0 else (0.0, max(-lo, hi))
 
 
-@llm_geometry.one_thread()
 def value_geometry(values: dict, entropy: torch.Tensor, sets: dict, init_values: dict, cfg: dict) -> dict:
     """L1-L3 from last-layer values of the trained model (`values[name]` [n, d] per set) and of
-    the random-initialisation control (`init_values`), against next-token entropy."""
+    the random-initialisation control (`init_values`), against next-token entropy; cached."""
+    key = {"inputs": cache.digest([values, entropy, sets, init_values]), "cfg": cfg}
+    return cache.get_or_compute("llm-value-geometry", key, SOURCES,
+                                lambda: _value_geometry(values, entropy, sets, init_values, cfg))
+
+
+@llm_geometry.one_thread()
+def _value_geometry(values: dict, entropy: torch.Tensor, sets: dict, init_values: dict, cfg: dict) -> dict:
     gen = torch.Generator().manual_seed(cfg["seed"])
     s = {name: llm_geometry.summary(values[name], entropy[idx], gen, cfg["boot"], cfg["null_reps"])
          for name, idx in sets.items()}
@@ -56,8 +66,16 @@ def value_geometry(values: dict, entropy: torch.Tensor, sets: dict, init_values:
             "L2": (l2, mixed["jackknife"]["pc1"]), "L3": (l3, math_["jackknife"]["pc12"])}
 
 
+def key_orthogonality(models: llm_runs.Models, model_ids: tuple[dict, dict], n_tokens: int, seed: int) -> dict:
+    """L4 of the trained and untrained models (`models.trained()`, `models.init()`, identified by
+    `model_ids`), loaded only if the result is not cached: see `_key_orthogonality`."""
+    key = {"models": list(model_ids), "n_tokens": n_tokens, "seed": seed}
+    return cache.get_or_compute("llm-keys", key, SOURCES, lambda: _key_orthogonality(
+        models.trained()[0], models.init()[0], n_tokens, seed))
+
+
 @llm_geometry.one_thread()
-def key_orthogonality(model, init_model, n_tokens: int, seed: int) -> dict:
+def _key_orthogonality(model, init_model, n_tokens: int, seed: int) -> dict:
     """L4: the paper's W_K-column metric per layer and key head, and Paper I's token keys at
     layer 0 for a seeded vocabulary sample, in the trained and the random-initialisation model,
     with the analytic value for random directions."""
@@ -113,14 +131,15 @@ def focusing(attn: torch.Tensor, attn_no_sink: torch.Tensor, cfg: dict) -> dict:
     return {"values": values, "ci": ci, "details": details}
 
 
-def sula_conditions(model, tokenizer, model_id: dict, cfg: dict, last_layer: int) -> dict:
-    """SULA prompts of every condition through the model: scores per prompt and last-layer values."""
+def sula_conditions(load, model_id: dict, cfg: dict, last_layer: int) -> dict:
+    """SULA prompts of every condition through the model `load()` returns (`Models.trained`; its
+    passes cached): scores per prompt and last-layer values."""
     task, out = sula.Evidence(), {}
     for c, condition in enumerate(sula.LABELS):
         gen = torch.Generator().manual_seed(cfg["seed"] + 100 + c)
         ps = task.prompts(condition, cfg["ks"], cfg["sula_per_k"], gen)
-        label_ids = sula.label_token_ids(tokenizer, condition)
-        run = llm_runs.last_token_pass(model, tokenizer, model_id, [p["text"] for p in ps], layers=(last_layer,),
+        label_ids = llm_runs.label_ids(load, model_id, condition)
+        run = llm_runs.last_token_pass(load, model_id, [p["text"] for p in ps], layers=(last_layer,),
                                        label_ids=tuple(label_ids))
         full = torch.full((len(ps), max(label_ids) + 1), -math.inf, dtype=torch.float64)
         full[:, label_ids] = run["label_logprobs"]
@@ -229,6 +248,28 @@ def multi_layer(behaviour, axes: dict, cfg: dict) -> dict:
                "cut_kl_percentile": percentile(true["kl_bits"], [r["kl_bits"] for r in randoms]),
                "cut_sula_mass": true["sula_mass"], "base_sula_mass": behaviour.base["sula"]["mass"].median().item()}
     return {"values": values, "ci": ci, "details": details}
+
+
+def interventions(load, model_id: dict, eval_texts: list[str], eval_sula: list[dict], label_ids: list[int],
+                  axes: dict, last: int, heldout_values: torch.Tensor, heldout_entropy: torch.Tensor,
+                  cfg: dict) -> dict:
+    """L8 (`single_layer` at the last layer) and L9 (`multi_layer` over every layer of `axes`) on
+    the model `load()` returns, measured on the evaluation prompts: {"single": ..., "multi": ...}.
+    Cached, keyed by the model and every input's content; the model is loaded only to compute."""
+    def compute():
+        model, tokenizer = load()
+        single = single_layer(
+            llm_interventions.Behaviour(model, tokenizer, eval_texts, eval_sula, label_ids, start=last),
+            *axes[last], last, heldout_values, heldout_entropy, cfg)
+        multi = multi_layer(
+            llm_interventions.Behaviour(model, tokenizer, eval_texts, eval_sula, label_ids, start=min(axes)),
+            axes, cfg)
+        return {"single": single, "multi": multi}
+
+    key = {"model": model_id, "last": last, "cfg": cfg, "inputs": cache.digest(
+        [eval_texts, eval_sula, label_ids, {str(layer): a for layer, a in axes.items()}, heldout_values,
+         heldout_entropy])}
+    return cache.get_or_compute("llm-interventions", key, SOURCES, compute)
 
 
 def jsonable(obj):

@@ -3,17 +3,38 @@ artifacts): what chapter 7 measures, computed once and reused on re-execution.
 
 A model is described by a small dict (`model_id`): the GGUF file it came from (name and size)
 or the random-initialisation seed of the untrained control, so a different model can never
-return another's activations.
+return another's activations. `Models` loads SmolLM2 (about half a minute) only when something
+has to be computed: a chapter re-executed from the cache never loads it.
 
 Used by: 07_llm_geometry (L1-L9).
 """
+import functools
 import hashlib
 
 import torch
 
-from lib import cache, llm
+from lib import cache, llm, sula
 
 SOURCES = ("llm.py", "llm_runs.py")
+
+
+class Models:
+    """SmolLM2-135M-Instruct with its tokenizer (`trained()`) and the same architecture at random
+    initialisation (`init()`), each loaded on first call."""
+
+    def __init__(self, init_seed: int):
+        self.init_seed = init_seed
+
+    @functools.cache
+    def trained(self) -> tuple:
+        """(model, tokenizer) of `llm.load_smollm2`."""
+        return llm.load_smollm2()
+
+    @functools.cache
+    def init(self) -> tuple:
+        """(untrained model, tokenizer): `llm.random_init_like` of the trained model, `init_seed`."""
+        model, tokenizer = self.trained()
+        return llm.random_init_like(model, self.init_seed), tokenizer
 
 
 def trained_id() -> dict:
@@ -29,16 +50,30 @@ def _texts_hash(texts: list[str]) -> str:
     return hashlib.sha256("\0".join(texts).encode()).hexdigest()
 
 
-def last_token_pass(model, tokenizer, model_id: dict, texts: list[str], layers=(), attention: bool = False,
+def layout(load, model_id: dict) -> llm.Layout:
+    """`llm.layout` of the model `load()` returns (as `Models.trained`); cached."""
+    return llm.Layout(**cache.get_or_compute("llm-layout", {"model": model_id}, SOURCES,
+                                             lambda: vars(llm.layout(load()[0]))))
+
+
+def label_ids(load, model_id: dict, condition: str) -> list[int]:
+    """`sula.label_token_ids` of the tokenizer `load()` returns; cached."""
+    return cache.get_or_compute("llm-labels", {"model": model_id, "condition": condition}, (*SOURCES, "sula.py"),
+                                lambda: {"ids": sula.label_token_ids(load()[1], condition)})["ids"]
+
+
+def last_token_pass(load, model_id: dict, texts: list[str], layers=(), attention: bool = False,
                     batch_size: int = 32, label_ids: tuple[int, ...] = ()) -> dict:
     """Per prompt: next-token entropy (bits), prompt length and last token id, values at `layers`
     (last token), and with `attention` the normalised final-query attention entropies; with
-    `label_ids` the log-probabilities of those tokens. Cached under data/runs."""
+    `label_ids` the log-probabilities of those tokens. Cached under data/runs; `load()` returns
+    (model, tokenizer) and is called only when the pass is not cached."""
     key = {"model": model_id, "texts": _texts_hash(texts), "n": len(texts), "layers": list(layers),
            "attention": attention, "labels": list(label_ids)}
 
     def compute():
         from lib import metrics
+        model, tokenizer = load()
         ids = llm.tokenize(tokenizer, texts)
         out = llm.forward_last(model, ids, layers=layers, attention=attention, batch_size=batch_size,
                                pad_id=tokenizer.pad_token_id)

@@ -31,7 +31,12 @@ def bootstrap_ci(per_sequence: torch.Tensor, n_boot: int = 2000, seed: int = 0,
 def across_seeds(per_seed: list, field: str = "entropy_error") -> dict:
     """Mean of a per-(sequence, position) field of `metrics.Scores` over positions, sequences
     and seeds, with its 95% interval and the per-seed means."""
-    per_sequence = torch.stack([getattr(s, field).mean(1) for s in per_seed])  # [n_seeds, n_sequences]
+    return seed_mean(torch.stack([getattr(s, field).mean(1) for s in per_seed]))
+
+
+def seed_mean(per_sequence: torch.Tensor) -> dict:
+    """Mean of per-sequence values [n_seeds, n_sequences] over sequences and seeds, with its 95%
+    interval and the per-seed means."""
     return {"mean": per_sequence.mean().item(), "ci95": bootstrap_ci(per_sequence),
             "per_seed": per_sequence.mean(1).tolist()}
 

@@ -112,3 +112,76 @@ def test_get_or_train_all_trains_missing_runs_in_parallel_processes_as_one_proce
             torch.set_num_threads(threads)
     assert runs[1].history == here.history
     assert torch.equal(runs[1].model.unembed.weight, here.model.unembed.weight)
+
+
+def _counting(result):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return result
+    return compute, calls
+
+
+def test_get_or_compute_on_runs_reuses_a_hit_and_recomputes_for_another_run_key_or_source(tmp_path, monkeypatch):
+    run = cache.Run(CFG, None)
+    other = cache.Run(dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, seed=1)), None)
+    compute, calls = _counting({"mae": torch.tensor(0.5), "per_seed": [1.0, 2.0], ("zero", 0): torch.ones(3)})
+    first = cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abc"}, ("evaluation.py",), compute)
+    again = cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abc"}, ("evaluation.py",), compute)
+    assert len(calls) == 1  # the hit did not call compute
+    torch.testing.assert_close(again["mae"], first["mae"])
+    assert again[("zero", 0)].tolist() == [1.0, 1.0, 1.0] and again["per_seed"] == [1.0, 2.0]
+    cache.get_or_compute_on_runs("test-eval", [other], {"batch": "abc"}, ("evaluation.py",), compute)  # other run
+    cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abd"}, ("evaluation.py",), compute)    # other key
+    assert len(calls) == 3
+    original = paths.ROOT
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    shutil.copytree(original / "lib", tmp_path / "lib")
+    cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abc"}, ("evaluation.py",), compute)
+    assert len(calls) == 3  # the same sources: still a hit
+    with open(tmp_path / "lib" / "evaluation.py", "a") as f:
+        f.write("\n# an edit\n")
+    cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abc"}, ("evaluation.py",), compute)
+    assert len(calls) == 4  # changed analysis code
+    with open(tmp_path / "lib" / "model.py", "a") as f:
+        f.write("\n# an edit\n")
+    cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abc"}, ("evaluation.py",), compute)
+    assert len(calls) == 5  # changed training code: the run's key changed
+    with pytest.raises(ValueError, match="runs"):
+        cache.get_or_compute_on_runs("test-eval", [run], {"runs": 1}, ("evaluation.py",), compute)
+
+
+def test_digest_sees_content_dtype_shape_and_structure():
+    batch = CFG.task.sample(4, torch.Generator().manual_seed(0))
+    same = CFG.task.sample(4, torch.Generator().manual_seed(0))
+    other = CFG.task.sample(4, torch.Generator().manual_seed(1))
+    assert cache.digest(batch) == cache.digest(same) != cache.digest(other)
+    x = torch.arange(6.0)
+    assert len({cache.digest(x), cache.digest(x.double()), cache.digest(x.view(2, 3)), cache.digest([x]),
+                cache.digest((x,)), cache.digest({"a": x}), cache.digest(x.numpy())} - {cache.digest(x)}) == 5
+    assert cache.digest({"a": 1, "b": [None, "s", 2.5]}) == cache.digest({"b": [None, "s", 2.5], "a": 1})
+    assert cache.digest(1) != cache.digest(1.0) != cache.digest("1")
+    with pytest.raises(TypeError):
+        cache.digest(object())
+
+
+def test_em_vs_sgd_trains_once_and_round_trips_its_experiment(monkeypatch):
+    from lib import em_vs_sgd
+    cfg = em_vs_sgd.EMConfig(chain=em_vs_sgd.StickyChain(seq_len=40), steps=6, long_steps=10, long_arms=("sgd",),
+                             long_seeds=1, seeds=(42, 7), eval_every=2)
+    first = em_vs_sgd.run(cfg, workers=1)
+    def refuse(*args):
+        raise RuntimeError("trained although cached")
+    monkeypatch.setattr(em_vs_sgd, "_train", refuse)
+    again = em_vs_sgd.run(cfg, workers=1)
+    for name in ("floor", "test_floor", "bayes_entropy"):
+        torch.testing.assert_close(getattr(again, name), getattr(first, name))
+    for part in ("budget", "long"):
+        assert getattr(again, part).keys() == getattr(first, part).keys()
+        for arm, curves in getattr(first, part).items():
+            for field in ("loss", "entropy", "accuracy", "test_loss"):
+                torch.testing.assert_close(getattr(getattr(again, part)[arm], field), getattr(curves, field))
+    assert again.value_step == first.value_step and again.seconds == first.seconds and again.cfg == cfg
+    with pytest.raises(RuntimeError, match="trained"):  # another config is not a hit
+        em_vs_sgd.run(dataclasses.replace(cfg, lr=0.02), workers=1)
