@@ -160,10 +160,10 @@ for k, s in stats.items():
 # snapshot's own standardised PCA, coloured by the posterior entropy.
 
 # %% tags=["remove-output"]
-shown = [s for s in first.steps if s in (0, 30, 100, 300, 1000) or s == first.steps[-1]]
-glue("fig_unfurling", plotting.unfurling(
-    {int(s): (first.manifolds[s].pc, first.manifolds[s].entropy, first.manifolds[s].explained) for s in shown},
-    "bijection, seed 0: final-layer value vectors over training"), display=False)
+shown = [int(s) for s in first.steps if s in (0, 30, 100, 300, 1000) or s == first.steps[-1]]
+unfurl = {s: dynamics.value_manifold(dynamics.model_at(runs["bijection"][0], s), probes["bijection"]) for s in shown}
+glue("fig_unfurling", plotting.unfurling({s: (m.pc, m.entropy, m.explained) for s, m in unfurl.items()},
+                                          "bijection, seed 0: final-layer value vectors over training"), display=False)
 
 # %% [markdown]
 # ```{glue:figure} fig_unfurling

@@ -21,23 +21,21 @@ import numpy as np
 import scipy.stats
 import torch
 
-from lib import geometry, metrics
+from lib import cache, geometry, metrics
 from lib.tasks import hmm
 from lib.train import loss_fn
 
 
-def snapshot_schedule(steps: int, first: int) -> tuple[int, ...]:
-    """Snapshot steps from `first` to before `steps`, dense early: 1, 1.5, 2, 3, 5, 7 per decade
-    (the final weights are the run's own). E.g. (3000, 10) -> 10, 15, 20, 30, 50, ..., 2000."""
-    grid = (m * 10**e for e in range(int(math.log10(steps)) + 1) for m in (1, 1.5, 2, 3, 5, 7))
-    return tuple(sorted({int(s) for s in grid if first <= s < steps}))
+def checkpoint_steps(run) -> list[int]:
+    """Initialisation (step 0), every snapshot, and the final step."""
+    return [0, *sorted(run.snapshots), run.config.train.steps]
 
 
-def checkpoints(run) -> dict[int, torch.nn.Module]:
-    """{step: model} from initialisation (step 0) through every snapshot to the final weights."""
-    return {0: geometry.initial_model(run.config),
-            **{step: run.model_at(step) for step in sorted(run.snapshots)},
-            run.config.train.steps: run.model}
+def model_at(run, step: int) -> torch.nn.Module:
+    """The run's model after `step` steps: 0 (rebuilt from the seed), a snapshot, or the end."""
+    if step == 0:
+        return geometry.initial_model(run.config)
+    return run.model if step == run.config.train.steps else run.model_at(step)
 
 
 # Frame metrics
@@ -111,7 +109,6 @@ PRECISION = "entropy MAE"                                  # the one that decide
 class Trajectory:
     steps: np.ndarray                  # [n_checkpoints], 0 (initialisation) to the final step
     values: dict[str, np.ndarray]      # metric -> [n_checkpoints]
-    manifolds: dict[int, geometry.Manifold]  # the value manifold at every checkpoint
 
     def progress(self, name: str) -> np.ndarray:
         """How far from its initial to its final value a metric is at each checkpoint (0 to 1).
@@ -139,35 +136,48 @@ class Trajectory:
 
 
 @torch.no_grad()
-def _manifold(model, batch) -> geometry.Manifold:
+def value_manifold(model, batch) -> geometry.Manifold:
+    """The final layer's value vectors at the query positions, against H_Bayes (chapter 3's manifold)."""
     values = geometry.representations(model, batch)["value vectors"]
     return geometry.manifold(values, metrics.entropy_bits(batch.posterior).numpy())
 
 
+def measure(model, final, final_patterns, batch, cfg, resolve_last: int) -> dict[str, float]:
+    """Every frame and precision metric of one checkpoint `model` of the run `cfg` against its `final` model."""
+    scores = metrics.score(model, batch).summary()
+    m = value_manifold(model, batch)
+    row = {"attention similarity": attention_similarity(geometry.query_patterns(model, batch), final_patterns),
+           "key subspace overlap": key_subspace_overlap(model, final),
+           "key orthogonality": geometry.key_orthogonality(model, hypothesis_tokens(cfg.task)).mean().item(),
+           "gradient ratio": gradient_ratio(model, batch, cfg.train.target),
+           "entropy MAE": scores["entropy_mae"], "KL": scores["kl"],
+           "PC1 share": float(m.explained[0]),
+           "|Spearman(PC1, H)|": abs(float(scipy.stats.spearmanr(m.pc[:, 0], m.entropy).statistic))}
+    if resolve_last:
+        n_query = len(batch.query_pos)
+        row["low-entropy resolution"] = level_resolution(m.pc[:, 0], m.position,
+                                                         list(range(n_query - resolve_last, n_query)))
+    return row
+
+
+SOURCES = ("dynamics.py", "geometry.py")
+
+
 def trajectory(run, batch, resolve_last: int = 0) -> Trajectory:
-    """Every metric at every checkpoint of `run` on the fixed probe `batch`. `resolve_last` > 0
-    adds the PC1 separation of the last `resolve_last` query positions (bijection)."""
-    models = checkpoints(run)
-    final = models[run.config.train.steps]
-    final_patterns = geometry.query_patterns(final, batch)
-    hypotheses = hypothesis_tokens(run.config.task)
-    rows, manifolds = [], {}
-    for step, model in models.items():
-        scores = metrics.score(model, batch).summary()
-        manifolds[step] = m = _manifold(model, batch)
-        row = {"attention similarity": attention_similarity(geometry.query_patterns(model, batch), final_patterns),
-               "key subspace overlap": key_subspace_overlap(model, final),
-               "key orthogonality": geometry.key_orthogonality(model, hypotheses).mean().item(),
-               "gradient ratio": gradient_ratio(model, batch, run.config.train.target),
-               "entropy MAE": scores["entropy_mae"], "KL": scores["kl"],
-               "PC1 share": float(m.explained[0]),
-               "|Spearman(PC1, H)|": abs(float(scipy.stats.spearmanr(m.pc[:, 0], m.entropy).statistic))}
-        if resolve_last:
-            n_query = len(batch.query_pos)
-            row["low-entropy resolution"] = level_resolution(m.pc[:, 0], m.position,
-                                                             list(range(n_query - resolve_last, n_query)))
-        rows.append(row)
-    return Trajectory(np.array(list(models)), {k: np.array([r[k] for r in rows]) for k in rows[0]}, manifolds)
+    """Every metric at every checkpoint of `run` on the fixed probe `batch`; cached, keyed by the
+    run, the batch's contents and `resolve_last` (> 0 adds the PC1 separation of the last
+    `resolve_last` query positions, for the bijection)."""
+    def compute():
+        final = run.model
+        final_patterns = geometry.query_patterns(final, batch)
+        rows = [measure(model_at(run, step), final, final_patterns, batch, run.config, resolve_last)
+                for step in checkpoint_steps(run)]
+        return {"steps": torch.tensor(checkpoint_steps(run)),
+                "values": {k: torch.tensor([r[k] for r in rows], dtype=torch.float64) for k in rows[0]}}
+
+    saved = cache.get_or_compute_on_runs("trajectory", [run], {"probe": cache.digest(batch), "resolve_last": resolve_last},
+                                         SOURCES, compute)
+    return Trajectory(saved["steps"].numpy(), {k: v.numpy() for k, v in saved["values"].items()})
 
 
 def hypothesis_tokens(task) -> torch.Tensor:

@@ -5,12 +5,12 @@ A chapter asks for its runs by profile name, e.g. `profiles.c1("default")`; an u
 profile or override is an error, never a silent default.
 """
 import dataclasses
+import math
 
 import torch
 
 from lib.claims import PROFILES
 from lib.config import ModelConfig, RunConfig, TrainConfig
-from lib.dynamics import snapshot_schedule
 from lib.em_vs_sgd import EMConfig, StickyChain
 from lib.model import build_model, n_params
 from lib.tasks import HMM, Bijection, Recall, Sawtooth
@@ -52,9 +52,16 @@ def match_params(cfg: ModelConfig, task, target: int, mlp_ratio: int, tol: float
     return best
 
 
+def snapshot_schedule(steps: int, first: int) -> tuple[int, ...]:
+    """Snapshot steps from `first` to before `steps`, dense early: 1, 1.5, 2, 3, 5, 7 per decade
+    (the final weights are the run's own). E.g. (3000, 10) -> 10, 15, 20, 30, 50, ..., 2000."""
+    grid = (m * 10**e for e in range(int(math.log10(steps)) + 1) for m in (1, 1.5, 2, 3, 5, 7))
+    return tuple(sorted({int(s) for s in grid if first <= s < steps}))
+
+
 def with_snapshots(runs: list[RunConfig], first: int) -> list[RunConfig]:
     """The same runs, keeping weight snapshots from step `first` on (dense early, see
-    `dynamics.snapshot_schedule`), for the frame-precision chapter: one training serves both."""
+    `snapshot_schedule`), for the frame-precision chapter: one training serves both."""
     return [dataclasses.replace(cfg, train=dataclasses.replace(
         cfg.train, snapshots=snapshot_schedule(cfg.train.steps, first))) for cfg in runs]
 

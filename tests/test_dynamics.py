@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from lib import dynamics, gradients, metrics, train
+from lib import dynamics, gradients, metrics, profiles, train
 from lib.config import ModelConfig, RunConfig, TrainConfig
 from lib.model import build_model
 from lib.tasks import make_task
 
 
 def test_snapshot_schedule_is_dense_early_and_stops_before_the_last_step():
-    assert dynamics.snapshot_schedule(3000, 10) == (10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700,
+    assert profiles.snapshot_schedule(3000, 10) == (10, 15, 20, 30, 50, 70, 100, 150, 200, 300, 500, 700,
                                                     1000, 1500, 2000)
-    assert dynamics.snapshot_schedule(40, 2) == (2, 3, 5, 7, 10, 15, 20, 30)
-    assert dynamics.snapshot_schedule(100, 100) == ()
+    assert profiles.snapshot_schedule(40, 2) == (2, 3, 5, 7, 10, 15, 20, 30)
+    assert profiles.snapshot_schedule(100, 100) == ()
 
 
 def test_js_divergence_is_zero_for_equal_and_one_bit_for_disjoint_distributions():
@@ -91,8 +91,7 @@ def test_settling_step_and_the_ratio_of_precision_at_that_step():
         steps=np.array([0, 10, 20, 50, 100]),
         values={"attention similarity": np.array([0.5, 0.96, 0.94, 0.99, 1.0]),  # dips below 0.9 progress at 20
                 "key subspace overlap": np.array([0.2, 0.95, 0.99, 1.0, 1.0]),
-                "entropy MAE": np.array([1.0, 0.5, 0.1, 0.01, 0.001])},
-        manifolds={})
+                "entropy MAE": np.array([1.0, 0.5, 0.1, 0.01, 0.001])})
     np.testing.assert_allclose(traj.progress("attention similarity"), [0, 0.92, 0.88, 0.98, 1.0])
     np.testing.assert_allclose(traj.progress("entropy MAE"), [0, np.log(2) / np.log(1000), 1 / 3, 2 / 3, 1])
     assert traj.settling_step(dynamics.FRAME) == 50     # the dip at step 20 resets it
@@ -102,7 +101,7 @@ def test_settling_step_and_the_ratio_of_precision_at_that_step():
     assert summary["step_ratio"] == pytest.approx(2.0)
 
 
-def test_trajectory_of_a_tiny_run_starts_at_initialisation_and_ends_at_the_final_model():
+def test_trajectory_of_a_tiny_run_starts_at_initialisation_ends_at_the_final_model_and_is_cached(monkeypatch):
     task = make_task("bijection", V=6, L=6)
     cfg = RunConfig(task, ModelConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32),
                     TrainConfig(steps=30, batch_size=16, warmup=3, eval_every=10, eval_size=16, snapshots=(5, 10, 20)))
@@ -110,6 +109,10 @@ def test_trajectory_of_a_tiny_run_starts_at_initialisation_and_ends_at_the_final
     batch = train.eval_batch(task, 32, torch.device("cpu"), offset=1)
     traj = dynamics.trajectory(run, batch, resolve_last=3)
     np.testing.assert_array_equal(traj.steps, [0, 5, 10, 20, 30])
+    # cached: a second call reads the artifact instead of measuring again
+    monkeypatch.setattr(dynamics, "measure", lambda *a: pytest.fail("a cached trajectory was measured again"))
+    again = dynamics.trajectory(run, batch, resolve_last=3)
+    assert all(np.array_equal(again.values[k], v) for k, v in traj.values.items())
     assert traj.values["attention similarity"][-1] == pytest.approx(1.0)
     assert traj.values["key subspace overlap"][-1] == pytest.approx(1.0)
     assert traj.values["entropy MAE"][-1] == pytest.approx(metrics.score(run.model, batch).summary()["entropy_mae"])
