@@ -82,10 +82,10 @@ def learning_curves(curves: dict[str, list[tuple[np.ndarray, np.ndarray]]], ylab
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
-    """A Markdown table (rendered by Jupyter and by the book alike)."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A Markdown table (rendered by Jupyter and by the book alike). A "|" inside a cell, as in
+    |cos|, is escaped: bare, it would end the cell and break the table."""
+    row = lambda cells: "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"  # noqa: E731
+    return "\n".join([row(header), "|" + "---|" * len(header), *map(row, rows)])
 
 
 # Chapter 5 (Paper II): the positive-feedback regression and the EM-vs-SGD loss curves.

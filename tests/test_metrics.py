@@ -47,3 +47,9 @@ def test_uniform_baseline_on_the_bijection_is_the_analytic_value():
     batch = task.sample(64, torch.Generator().manual_seed(0))
     analytic = sum(math.log2(20) - math.log2(20 - t) for t in range(19)) / 19
     torch.testing.assert_close(metrics.uniform_scores(batch).summary()["entropy_mae"], analytic)
+
+
+def test_markdown_table_escapes_a_bar_inside_a_cell():
+    from lib.plotting import markdown_table
+    table = markdown_table(["step", "|cos|"], [[1, "|x|"]])
+    assert table.splitlines() == ["| step | \\|cos\\| |", "|---|---|", "| 1 | \\|x\\| |"]
