@@ -307,6 +307,10 @@ print(", ".join(f"K={K}: {v:.4f} bits" for K, v in off.items()))
 # this variant was not released, so we cannot tell which difference matters.
 #
 # ## Learning curves
+#
+# {numref}`fig-c2-curves` follows each run's error on one fixed batch of fresh HMMs during
+# training; the horizontal lines are the uniform predictor and the filter that ignores
+# transitions.
 
 # %% mystnb={"figure": {"caption": "Per-sample entropy error at K=20 during training, one line per run, on a fixed batch of fresh HMMs.", "name": "fig-c2-curves"}}
 curves = {plotting.LABELS[name]: [(np.array([h["step"] for h in r.history]),

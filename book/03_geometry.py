@@ -311,7 +311,8 @@ for name in runs:
 # {glue:text}`c3_hmm_within_position_r:+.2f` (held-out $R^2$ of the entropy from the whole
 # vector: {glue:text}`c3_hmm_r2:.2f`).
 #
-# None of the three shows a one-dimensional value manifold ordered by entropy. On the
+# None of the three shows a one-dimensional value manifold ordered by entropy
+# ({numref}`fig-c3-manifold`). On the
 # canonical bijection PC1 carries a small share, and its correlation with the entropy vanishes
 # once position is held fixed. That has to happen there, since entropy is a function of
 # position; the held-out $R^2$ near 1 is position being read out. On the sawtooth and the HMM,

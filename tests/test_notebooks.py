@@ -1,6 +1,6 @@
 """Every chapter (and every draft chapter in book/drafts) executes on the smoke profile and
 writes a well-formed claim record; every published chapter's .py/.ipynb pair is in sync and
-its notebook was executed on the default profile."""
+its notebook was executed on the default profile; every figure is numbered and referred to."""
 import json
 import re
 
@@ -66,3 +66,18 @@ def test_committed_notebook_ran_on_the_default_profile_without_errors(chapter):
         "a figure cell has no image output"
     params = next(c for c in code if "parameters" in c["metadata"].get("tags", []))
     assert re.search(r'profile\s*=\s*"default"', "".join(params["source"]))
+
+
+FIGURE_NAME = re.compile(r'"name": "(fig-[\w-]+)"|^# :name: (fig-[\w-]+)', re.M)  # cell metadata, glue:figure
+NUMREF = re.compile(r"\{numref\}`(?:[^`<]*<)?([\w-]+)>?`")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS + DRAFTS, ids=lambda p: p.stem)
+def test_every_figure_is_named_and_referred_to_in_the_text(chapter):
+    text = chapter.read_text()
+    named = [a or b for a, b in FIGURE_NAME.findall(text)]
+    figure_cells = re.findall(r'^# %%.*"figure":|^# ```\{glue:figure\}', text, re.M)
+    assert len(named) == len(figure_cells), "a figure without a :name: gets no number to refer to"
+    referred = set(NUMREF.findall(text))
+    assert not set(named) - referred, f"figures never referred to with {{numref}}: {set(named) - referred}"
+    assert not referred - set(named), f"{{numref}} to figures this chapter does not have: {referred - set(named)}"
