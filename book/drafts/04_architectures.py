@@ -314,6 +314,9 @@ fig
 #   that position. A representation that only echoes the current token also falls into five
 #   clusters, and the most probable state often follows the symbol, so five clusters alone
 #   do not show a belief state.
+#
+# {numref}`fig-c4-states` shows the first seed's representations on their first two
+# principal components.
 
 # %%
 geo_batch = train.eval_batch(tasks["hmm"], setup["geometry_size"], cpu, offset=setup["geometry_offset"])
