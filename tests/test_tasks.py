@@ -106,7 +106,7 @@ def parse_recall(task, tokens):
 
 
 @pytest.mark.parametrize("params", [{}, {"n_pairs": 16, "n_keys": 64, "n_values": 64}, {"n_pairs": 5, "n_queries": 5,
-                                     "n_filler": 3, "n_keys": 6, "n_values": 5}])
+                                     "n_filler": 3, "n_keys": 6, "n_values": 5, "read_at": "pad"}])
 def test_recall_posterior_is_the_value_stored_with_the_queried_key(params):
     task = make_task("recall", **params)
     batch = task.sample(32, torch.Generator().manual_seed(0))
@@ -115,7 +115,8 @@ def test_recall_posterior_is_the_value_stored_with_the_queried_key(params):
         bindings, queries = parse_recall(task, tokens)
         assert len(bindings) == task.n_pairs and len(set(bindings.values())) == task.n_pairs  # distinct keys, values
         assert all(task.value0 <= v < task.vocab_size for v in bindings.values())
-        assert [pos for pos, _ in queries] == batch.query_pos.tolist()
+        read_at = {"key": 1, "pad": 0}[task.read_at]  # answer read at the key, one before the PAD, or at the PAD
+        assert [pos - read_at for pos, _ in queries] == batch.query_pos.tolist()
         asked = [key for _, key in queries]
         assert len(set(asked)) == task.n_queries and set(asked) <= set(bindings)
         stored = torch.tensor([bindings[key] - task.value0 for key in asked])
@@ -137,14 +138,15 @@ def test_recall_layout_at_the_paper_defaults():
 def test_recall_query_keys_and_values_are_uniform():
     task = make_task("recall", n_pairs=4, n_queries=1, n_filler=0, n_keys=4, n_values=4)
     batch = task.sample(20_000, torch.Generator().manual_seed(2))
-    asked_slot = (batch.tokens[:, 1:16:4] == batch.tokens[:, batch.query_pos - 1]).double().argmax(1)
+    asked_slot = (batch.tokens[:, 1:16:4] == batch.tokens[:, batch.query_pos]).double().argmax(1)
     for counts in (torch.bincount(asked_slot, minlength=4), torch.bincount(batch.labels[:, 0], minlength=4)):
         torch.testing.assert_close(counts / 20_000, torch.full((4,), 0.25), atol=0.015, rtol=0)
 
 
 @pytest.mark.parametrize("params,word", [({"n_pairs": 300}, "n_pairs"), ({"n_pairs": 20, "n_values": 16}, "n_pairs"),
                                          ({"n_pairs": 0}, "n_pairs"), ({"n_pairs": 2, "n_queries": 3}, "n_queries"),
-                                         ({"n_filler": -1}, "n_filler"), ({"n_keys": 1}, "n_keys")])
+                                         ({"n_filler": -1}, "n_filler"), ({"n_keys": 1}, "n_keys"),
+                                         ({"read_at": "value"}, "read_at")])
 def test_recall_rejects_bad_parameters(params, word):
     with pytest.raises(ValueError, match=f"{word} must"):
         make_task("recall", **params)
@@ -154,6 +156,6 @@ def test_recall_posterior_rejects_an_unstored_query_key():
     task = make_task("recall", n_pairs=4, n_keys=8, n_values=8)
     tokens = task.sample(2, torch.Generator().manual_seed(0)).tokens
     stored = set(tokens[0, 1:16:4].tolist())
-    tokens[0, task.query_pos[0] - 1] = next(k for k in range(10, 18) if k not in stored)
+    tokens[0, task.pad_pos[0] - 1] = next(k for k in range(10, 18) if k not in stored)
     with pytest.raises(ValueError, match="stored exactly once"):
         task.posterior(tokens)

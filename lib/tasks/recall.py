@@ -9,14 +9,17 @@ A sequence stores n_pairs fresh key-value bindings, waits, then asks for some of
 The queried keys are n_queries distinct stored keys. At the defaults (64 pairs, 3 queries,
 32 fillers) the length is 4*64 + 32 + 3*3 + 2*16 = 329 tokens.
 
-Target convention: the prediction is scored at each query's PAD position, as the authors'
-generator attaches the target there. Under a causal model the PAD position has read
-[QUERY, key] and nothing after it, so this is next-token prediction after the key with one
-placeholder in between. The model scores the n_values value tokens only (as the bijection
-scores its V values); the Bayes posterior is a point mass on the value stored with the
-queried key, so the metric is accuracy. Chance is 1/n_values for a model that ignores the
-context and 1/n_pairs for one that knows which values were stored but not which key went
-with which.
+Target convention: the authors' generator attaches each query's target to its PAD position;
+their training code for this task is not released, so where a model's answer is read is ours
+to state. We read it at the queried key (`read_at="key"`, every profile): the model sees
+[QUERY, key] and predicts the value next, the usual associative-recall convention. Reading
+at the PAD (`read_at="pad"`) asks for one more hop: a causal model must first move the key
+into the PAD position before it can look the key up; chapter 4 trains its transformer both
+ways and shows what that hop costs. The model scores
+the n_values value tokens only (as the bijection scores its V values); the Bayes posterior
+is a point mass on the value stored with the queried key, so the metric is accuracy. Chance
+is 1/n_values for a model that ignores the context and 1/n_pairs for one that knows which
+values were stored but not which key went with which.
 
 Tokens: PAD 0, STORE 1, FILLER 2, QUERY 3, SEP 4 (5..9 unused, as in the authors' layout),
 keys 10..10+n_keys-1, then the values.
@@ -33,6 +36,7 @@ from lib.tasks.batch import Batch
 
 PAD, STORE, FILLER, QUERY, SEP = 0, 1, 2, 3, 4
 KEY0 = 10  # the first key token
+READ_AT = ("key", "pad")  # where each query's answer is read: at the queried key, or at the PAD after it
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class Recall:
     n_filler: int = 32   # FILLER tokens after the storage (half as many between queries)
     n_keys: int = 256    # key vocabulary
     n_values: int = 256  # value vocabulary
+    read_at: str = "key"  # "key": the answer is predicted right after the queried key; "pad": at its PAD
     name: ClassVar[str] = "recall"
 
     def __post_init__(self):
@@ -53,6 +58,8 @@ class Recall:
         if not 1 <= self.n_queries <= self.n_pairs:
             raise ValueError(f"Recall: n_queries must be in 1..n_pairs={self.n_pairs} (distinct stored keys), "
                              f"got n_queries={self.n_queries}")
+        if self.read_at not in READ_AT:
+            raise ValueError(f"Recall: read_at must be one of {READ_AT}, got {self.read_at!r}")
         if self.n_filler < 0:
             raise ValueError(f"Recall: n_filler must be >= 0, got n_filler={self.n_filler}")
 
@@ -79,10 +86,15 @@ class Recall:
         return self.n_values
 
     @property
-    def query_pos(self) -> torch.Tensor:
-        """The PAD position of each query."""
+    def pad_pos(self) -> torch.Tensor:
+        """The PAD position of each query ([QUERY, key, PAD])."""
         first = self.storage_len + self.n_filler
         return first + torch.arange(self.n_queries) * (3 + self.n_filler // 2) + 2
+
+    @property
+    def query_pos(self) -> torch.Tensor:
+        """Where each query's answer is read: its key or its PAD (`read_at`)."""
+        return self.pad_pos - int(self.read_at == "key")
 
     def sample(self, batch_size: int, generator: torch.Generator) -> Batch:
         device = generator.device
@@ -93,10 +105,10 @@ class Recall:
         tokens = torch.full((batch_size, self.seq_len), FILLER, dtype=torch.long, device=device)
         storage = tokens[:, : self.storage_len].view(batch_size, self.n_pairs, 4)
         storage[..., 0], storage[..., 1], storage[..., 2], storage[..., 3] = STORE, keys + KEY0, SEP, values + self.value0
-        pad = self.query_pos.to(device)
+        pad = self.pad_pos.to(device)
         tokens[:, pad - 2], tokens[:, pad - 1], tokens[:, pad] = QUERY, keys.gather(1, asked) + KEY0, PAD
         labels = values.gather(1, asked)                                # [batch, n_queries]
-        return Batch(tokens, pad, one_hot(labels, self.n_values).double(), labels)
+        return Batch(tokens, self.query_pos.to(device), one_hot(labels, self.n_values).double(), labels)
 
     def posterior(self, tokens: torch.Tensor) -> torch.Tensor:
         """A point mass on the value stored with each queried key, read back from the tokens.
@@ -104,7 +116,7 @@ class Recall:
         tokens: [batch, seq_len] -> probs [batch, n_queries, n_values] (float64).
         """
         storage = tokens[:, : self.storage_len].view(tokens.shape[0], self.n_pairs, 4)
-        asked = tokens[:, self.query_pos.to(tokens.device) - 1]                    # [batch, n_queries] key tokens
+        asked = tokens[:, self.pad_pos.to(tokens.device) - 1]                       # [batch, n_queries] key tokens
         match = asked[:, :, None] == storage[:, None, :, 1]                         # [batch, n_queries, n_pairs]
         if (match.sum(-1) != 1).any():
             raise ValueError("Recall.posterior: every queried key must be stored exactly once")
