@@ -192,6 +192,11 @@ display(Markdown(plotting.markdown_table(
     [[TASKS[name], plotting.LABELS[arch], f"{s['error']:.4f} [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]",
       ", ".join(f"{v:.4f}" for v in s["per_seed"]), f"{s['r']:.3f} [{s['r_ci95'][0]:.3f}, {s['r_ci95'][1]:.3f}]",
       f"{baseline[name]:.4f}"] for name, archs in summary.items() for arch, s in archs.items()])))
+for name, archs in summary.items():
+    glue(f"c4_{name}_baseline", float(baseline[name]), display=False)
+    for arch, s in archs.items():
+        glue(f"c4_{name}_{arch}_error", float(s["error"]), display=False)
+        glue(f"c4_{name}_{arch}_r", float(s["r"]), display=False)
 
 # %% [markdown]
 # The paper reports its transport numbers at $K=20$ and its transformer also at $K=50$. The
@@ -209,6 +214,8 @@ display(Markdown(plotting.markdown_table(
     ["model", f"entropy error, K={K_max} [95% CI]", "r"],
     [[plotting.LABELS[arch], f"{s['error']:.4f} [{s['ci95'][0]:.4f}, {s['ci95'][1]:.4f}]", f"{s['r']:.3f}"]
      for arch, s in summary_k50.items()])))
+for arch, s in summary_k50.items():
+    glue(f"c4_k{K_max}_{arch}_error", float(s["error"]), display=False)
 
 # %% [markdown]
 # (discussion written after the default run)
@@ -243,6 +250,8 @@ display(Markdown(plotting.markdown_table(
     ["task", "model", "final r (curve batch)", "fall over the last fifth"],
     [[TASKS[name], plotting.LABELS[arch], f"{np.mean([r[-1] for _, r in curves[name][arch]]):.3f}",
       f"{np.mean(late[name, arch]):.0%}"] for name, arch in late])))
+for (name, arch), gains in late.items():
+    glue(f"c4_late_{name}_{arch}", 100 * float(np.mean(gains)), display=False)
 
 # %% [markdown]
 # (discussion written after the default run)
@@ -266,6 +275,7 @@ c11_per_seed = [claims.matrix_agreement(claims.primitive_matrix(
     {arch: [summary[name][arch]["r_per_seed"][i] for name in columns] for arch in profiles.C4_ARCHS}),
     paper_c11["matrix"])["cells_agreeing"] for i in range(n_seeds)]
 print(c11_values, "| cells agreeing, seed by seed:", c11_per_seed)
+glue("c4_cells_agreeing", int(c11_values["cells_agreeing"]), display=False)
 
 # %% mystnb={"figure": {"caption": "Left: our architecture x primitive matrix, each cell graded from r (written in it) at the claim's cut-offs; a heavy border marks a cell that differs from the paper's. Right: the paper's matrix (v3), as registered in lib/claims.py.", "name": "fig-c4-matrix"}}
 fig = plotting.primitive_matrices(ours, r_matrix, paper_c11["matrix"], paper_c11["columns"],
@@ -291,6 +301,9 @@ for n in n_pairs:
     for arch, rs in sweep[n].items():
         sweep_acc.setdefault(arch, []).append(np.mean([primitives.score(r.model, batch).accuracy.mean().item()
                                                        for r in rs]))
+for arch, acc in sweep_acc.items():
+    for n, a in zip(n_pairs, acc):
+        glue(f"c4_sweep_{arch}_{n}", float(a), display=False)
 fig = plotting.recall_scaling(n_pairs, {plotting.LABELS[a]: np.array(acc) for a, acc in sweep_acc.items()},
                               chance=1 / recall.n_values)
 fig
@@ -357,6 +370,9 @@ states = {arch: [geometry.final_residual(r.model, geo_batch) for r in runs["hmm"
 geo = {arch: [geometry.hmm_state_geometry(a, posterior, tasks["hmm"].S, seed=i, symbols=symbols)
              for i, a in enumerate(acts)] for arch, acts in states.items()}
 geo_summary = {arch: {k: geometry.over_seeds([g[k] for g in gs]) for k in gs[0]} for arch, gs in geo.items()}
+for arch, summary_of in geo_summary.items():
+    for k, v in summary_of.items():
+        glue(f"c4_geo_{arch}_{k}", float(v["mean"]), display=False)
 paper_c15 = claims.CLAIMS["C15"].paper
 display(Markdown(plotting.markdown_table(
     ["model", "entropy R² (held out)", "ARI vs argmax state", "silhouette", "PC1 share", "ARI vs symbol (control)",
