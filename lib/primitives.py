@@ -8,10 +8,12 @@ context. `lib.claims.primitive_cell` grades r into the paper's tick / "~" / cros
 
 Used by: 04_architectures (C11, C12, C13, C14); 02_hmm (the late fall of its learning curves).
 """
+import dataclasses
+
 import numpy as np
 import torch
 
-from lib import metrics, stats, train
+from lib import cache, metrics, stats, train
 
 BINDING_TASKS = ("recall",)  # scored by accuracy: the posterior is a point mass
 
@@ -38,6 +40,15 @@ def score(model, batch, chunk: int = 256) -> metrics.Scores:
     """`metrics.score` in smaller chunks: Mamba's scan keeps one [pos, chunk, d_inner, 16]
     state tensor per block, which at 1024 HMM sequences of K=50 would need gigabytes."""
     return metrics.compare(metrics.predict(model, batch, chunk=chunk), batch.posterior.cpu())
+
+
+def run_scores(run, batch) -> metrics.Scores:
+    """`score` of a trained run on `batch`, cached under data/runs (keyed by the run, the batch's
+    contents and this module's and lib.metrics' sources): re-executing the chapter reads it."""
+    saved = cache.get_or_compute_on_runs("run-scores", [run], {"batch": cache.digest(batch)},
+                                         ("primitives.py", "metrics.py"),
+                                         lambda: dataclasses.asdict(score(run.model, batch)))
+    return metrics.Scores(**saved)
 
 
 def learning_curve(run) -> tuple[np.ndarray, np.ndarray]:

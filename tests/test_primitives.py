@@ -29,6 +29,21 @@ def test_a_model_that_predicts_the_posterior_has_r_zero_and_scoring_in_chunks_ch
     torch.testing.assert_close(whole.entropy_error, chunked.entropy_error)
 
 
+def test_run_scores_are_the_scores_and_a_second_call_reads_them(monkeypatch):
+    recall = Recall(n_pairs=4, n_queries=2, n_filler=0, n_keys=8, n_values=8)
+    batch = recall.sample(16, torch.Generator().manual_seed(3))
+    cfg = RunConfig(recall, ModelConfig(d_model=8, n_layers=1, n_heads=2, d_mlp=16), TrainConfig(steps=1, warmup=1, eval_size=8))
+    run = train.train(cfg, progress=False)
+    first = primitives.run_scores(run, batch)
+    for field in ("entropy_error", "kl", "accuracy"):
+        torch.testing.assert_close(getattr(first, field), getattr(primitives.score(run.model, batch), field))
+    monkeypatch.setattr(primitives, "score", lambda *_: pytest.fail("scored again instead of reading the cache"))
+    torch.testing.assert_close(primitives.run_scores(run, batch).kl, first.kl)
+    other = recall.sample(16, torch.Generator().manual_seed(4))
+    with pytest.raises(pytest.fail.Exception):
+        primitives.run_scores(run, other)  # another batch is another key
+
+
 def test_late_gain_tells_a_flat_curve_from_a_falling_one():
     steps = np.arange(1, 11) * 100
     assert primitives.late_gain(np.full(10, 0.5), steps) == pytest.approx(0.0)

@@ -180,7 +180,7 @@ for (name, *rest), rs in trained.items():
 batches = {"bijection": train.eval_batch(tasks["bijection"], setup["eval_size"]["bijection"], cpu, offset=1),
            "hmm": train.eval_batch(tasks["hmm"], setup["eval_size"]["hmm"], cpu, offset=tasks["hmm"].K),
            "recall": train.eval_batch(recall, setup["eval_size"]["recall"], cpu, offset=1)}
-scores = {name: {arch: [primitives.score(r.model, batches[name]) for r in rs] for arch, rs in archs.items()}
+scores = {name: {arch: [primitives.run_scores(r, batches[name]) for r in rs] for arch, rs in archs.items()}
           for name, archs in runs.items()}
 baseline = {name: primitives.baseline_error(tasks[name], batch) for name, batch in batches.items()}
 
@@ -208,7 +208,7 @@ K_max = max(setup["test_K"])
 long_task = dataclasses.replace(tasks["hmm"], K=K_max)
 long_batch = train.eval_batch(long_task, setup["eval_size"]["hmm"], cpu, offset=K_max)
 long_base = primitives.baseline_error(long_task, long_batch)
-summary_k50 = {arch: primitives.summarise(long_task, [primitives.score(r.model, long_batch) for r in rs], long_base)
+summary_k50 = {arch: primitives.summarise(long_task, [primitives.run_scores(r, long_batch) for r in rs], long_base)
                for arch, rs in runs["hmm"].items()}
 display(Markdown(plotting.markdown_table(
     ["model", f"entropy error, K={K_max} [95% CI]", "r"],
@@ -299,7 +299,7 @@ for n in n_pairs:
     task = sweep[n]["transformer"][0].config.task
     batch = train.eval_batch(task, setup["eval_size"]["recall"], cpu, offset=1)
     for arch, rs in sweep[n].items():
-        sweep_acc.setdefault(arch, []).append(np.mean([primitives.score(r.model, batch).accuracy.mean().item()
+        sweep_acc.setdefault(arch, []).append(np.mean([primitives.run_scores(r, batch).accuracy.mean().item()
                                                        for r in rs]))
 for arch, acc in sweep_acc.items():
     for n, a in zip(n_pairs, acc):
@@ -327,7 +327,7 @@ knows_values = (1 - 1 / recall.n_pairs) / (1 - 1 / recall.n_values)
 fig = plotting.learning_curves({label: [primitives.learning_curve(r) for r in rs]
                                 for label, rs in convention_runs.items()},
                                "r = error / context-blind error", {"1 / stored pairs": knows_values})
-pad_accuracy = float(np.mean([primitives.score(r.model, train.eval_batch(
+pad_accuracy = float(np.mean([primitives.run_scores(r, train.eval_batch(
     r.config.task, setup["eval_size"]["recall"], cpu, offset=1)).accuracy.mean().item()
     for r in convention_runs["read at the PAD"]]))
 glue("c4_pad_accuracy", pad_accuracy, display=False)
