@@ -4,9 +4,11 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 PROFILE ?= default
-CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.py))
+ALL_CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.py))
+CHAPTERS ?= $(ALL_CHAPTERS)
+RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
 
-.PHONY: setup reproduce smoke book test bench clean-build
+.PHONY: setup reproduce prune smoke book test bench clean-build
 
 setup:  ## install the pinned requirements and the lib package
 	$(PYTHON) -m pip install -r requirements.txt
@@ -15,7 +17,10 @@ setup:  ## install the pinned requirements and the lib package
 
 # default: execute each chapter in place (the committed .ipynb is the record);
 # any other profile writes its executed notebooks under _build/$(PROFILE).
+# A full default reproduction leaves _build/reproduce.stamp, dated from its start: every
+# artifact it read (lib/cache.py marks reads) is newer.
 reproduce:  ## re-execute every chapter with papermill (PROFILE=default|paper)
+	mkdir -p _build && touch _build/reproduce.started
 	for py in $(CHAPTERS); do \
 	  nb=$${py%.py}.ipynb; \
 	  jupytext --to ipynb --update -q $$py; \
@@ -26,6 +31,12 @@ reproduce:  ## re-execute every chapter with papermill (PROFILE=default|paper)
 	    papermill --cwd book -p profile $(PROFILE) $$nb _build/$(PROFILE)/$$(basename $$nb); \
 	  fi; \
 	done
+	if [ "$(CHAPTERS)" = "$(ALL_CHAPTERS)" ] && [ "$(PROFILE)" = default ]; then \
+	  mv _build/reproduce.started _build/reproduce.stamp; fi
+
+prune:  ## delete the cached artifacts that the last full `make reproduce` did not read
+	@test -f _build/reproduce.stamp || { echo "prune: no full default reproduction on record; run make reproduce"; exit 1; }
+	find $(RUNS) -type f ! -newer _build/reproduce.stamp -print -delete
 
 smoke:  ## execute every chapter on the smoke profile (seconds each), outputs under _build/smoke
 	mkdir -p _build/smoke

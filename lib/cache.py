@@ -3,13 +3,15 @@
 The key hashes the run's canonical config and the source of every module that shapes
 training, so a changed config or changed training code can never return an old result.
 Writes are atomic (temporary name, then rename): an interrupted run leaves nothing behind,
-and a restarted `make reproduce` redoes only what is missing. The same store holds artifacts
+and a restarted `make reproduce` redoes only what is missing; every read marks an artifact
+used, so `make prune` can delete what a full reproduction no longer reads. The same store holds artifacts
 computed from runs or models (evaluations, ablations, activations, the EM-vs-SGD experiment),
 keyed by what they were computed from and the source of the code that computed them, so that
 re-executing a chapter reads them in seconds.
 
 Used by: every chapter.
 """
+import contextlib
 import dataclasses
 import hashlib
 import inspect
@@ -58,7 +60,15 @@ def run_path(cfg: RunConfig):
     return paths.RUNS / f"{cfg.label}-{run_key(cfg)}.pt"
 
 
+def mark_used(path) -> None:
+    """Set the artifact's modification time to now: `make prune` deletes what the last full
+    `make reproduce` did not read. A read-only copy of the runs is left as it is."""
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
 def load(path) -> Run:
+    mark_used(path)
     saved = torch.load(path, map_location="cpu", weights_only=True)
     cfg = RunConfig.from_dict(saved["config"])
     model = build_model(cfg.model, cfg.task)
@@ -134,6 +144,7 @@ def get_or_compute(kind: str, key: dict, sources: tuple[str, ...], compute) -> d
     code produced it. Used by: 02_hmm, 03_geometry, 05_gradient_laws, 07_llm_geometry."""
     path = artifact_path(kind, key, sources)
     if path.exists():
+        mark_used(path)
         return torch.load(path, map_location="cpu", weights_only=True)
     result = compute()
     atomic_save(result, path)

@@ -1,4 +1,5 @@
 import dataclasses
+import os
 import shutil
 
 import pytest
@@ -185,3 +186,15 @@ def test_em_vs_sgd_trains_once_and_round_trips_its_experiment(monkeypatch):
     assert again.value_step == first.value_step and again.seconds == first.seconds and again.cfg == cfg
     with pytest.raises(RuntimeError, match="trained"):  # another config is not a hit
         em_vs_sgd.run(dataclasses.replace(cfg, lr=0.02), workers=1)
+
+
+def test_every_read_marks_an_artifact_used_for_make_prune():
+    cache.get_or_train(CFG, progress=False)
+    computed = cache.get_or_compute("probe", {"x": 1}, ("cache.py",), lambda: {"value": torch.ones(2)})
+    paths_read = [cache.run_path(CFG), cache.artifact_path("probe", {"x": 1}, ("cache.py",))]
+    for path in paths_read:
+        os.utime(path, (0, 0))  # as if last read in 1970
+    cache.get_or_train(CFG, progress=False)
+    torch.testing.assert_close(cache.get_or_compute("probe", {"x": 1}, ("cache.py",), pytest.fail)["value"],
+                               computed["value"])
+    assert all(path.stat().st_mtime > 1e9 for path in paths_read)
