@@ -43,11 +43,16 @@ def score(model, batch, chunk: int = 256) -> metrics.Scores:
 
 
 def run_scores(run, batch) -> metrics.Scores:
-    """`score` of a trained run on `batch`, cached under data/runs (keyed by the run, the batch's
-    contents and this module's and lib.metrics' sources): re-executing the chapter reads it."""
+    """`score` of a trained run on `batch`, each field averaged over positions ([n_sequences, 1]:
+    all that `summarise` and the chapter read), cached under data/runs (keyed by the run, the
+    batch's contents and this module's and lib.metrics' sources): re-executing the chapter
+    reads it. Per-sequence means keep the artifact small (kilobytes, not megabytes)."""
+    def compute():
+        scores = score(run.model, batch)
+        return {f.name: getattr(scores, f.name).mean(1, keepdim=True) for f in dataclasses.fields(scores)}
+
     saved = cache.get_or_compute_on_runs("run-scores", [run], {"batch": cache.digest(batch)},
-                                         ("primitives.py", "metrics.py"),
-                                         lambda: dataclasses.asdict(score(run.model, batch)))
+                                         ("primitives.py", "metrics.py"), compute)
     return metrics.Scores(**saved)
 
 
