@@ -108,7 +108,10 @@ for key in ("n_pairs", "n_keys", "n_values", "n_queries", "n_filler"):
 #
 # - the **transformer** of chapter 1 (and chapter 2's deeper one on the HMM);
 # - **Mamba** (`lib/mamba.py`): Mamba-1 blocks, a selective scan whose step, input and
-#   read-out matrices depend on the token, expanded to twice the width inside the block;
+#   read-out matrices depend on the token, expanded to twice the width inside the block.
+#   We wrote it in plain PyTorch rather than install `mamba_ssm` (CUDA only) or `mambapy`:
+#   a page of code a reader can check against the Mamba paper, whose scan has a hand-written
+#   backward pass tested against the scan's definition (`tests/test_model.py`);
 # - an **LSTM**, stacked, with position implicit in its recurrence;
 # - the **flat MLP** of chapters 1 and 2, which sees the whole prefix but has no attention.
 #
