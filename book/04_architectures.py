@@ -91,7 +91,7 @@ names = {recall_tokens.PAD: "PAD", recall_tokens.STORE: "STORE", recall_tokens.F
 word = lambda t: names.get(t) or (  # noqa: E731
     f"k{t - recall_tokens.KEY0}" if t < recall.value0 else f"v{t - recall.value0}")
 print(" ".join(word(t) for t in example.tokens[0].tolist()))
-print("answers at the PAD positions:", [f"v{v}" for v in example.labels[0].tolist()])
+print("answers, read at each queried key:", [f"v{v}" for v in example.labels[0].tolist()])
 for key in ("n_pairs", "n_keys", "n_values", "n_queries", "n_filler"):
     glue(f"c4_recall_{key}", getattr(recall, key), display=False)
 
@@ -332,7 +332,7 @@ fig
 # the pair it needs. {numref}`fig-c4-recall` shows recall accuracy against the number of stored
 # pairs (one seed per point, the same budget at every size).
 
-# %% mystnb={"figure": {"caption": "Top-1 recall accuracy at each query's PAD position against the number of stored pairs, one seed per point, same recipe and budget at every size. Dotted: chance; dashed: 1 / stored pairs, what a model gets that knows the stored values but not the bindings.", "name": "fig-c4-recall"}}
+# %% mystnb={"figure": {"caption": "Top-1 recall accuracy, read at each queried key, against the number of stored pairs, one seed per point, same recipe and budget at every size. Dotted: chance; dashed: 1 / stored pairs, what a model gets that knows the stored values but not the bindings.", "name": "fig-c4-recall"}}
 n_pairs = np.array(sorted(sweep))
 sweep_acc = {}
 for n in n_pairs:

@@ -291,8 +291,9 @@ CLAIMS = {c.id: c for c in [
                          "(src/data/associative_recall.py: 64 pairs, 3 queries, 32 fillers, 256 keys and values)",
                "others": {"Mamba": 0.978, "LSTM": 0.005}},
         headline="transformer_accuracy",
-        metric="top-1 accuracy at the PAD position of each query over the value tokens, at the profile's recall "
-               "size (stored pairs, keys, values, queries and fillers in the record's details), parameter-matched "
+        metric="top-1 accuracy over the value tokens, read at each queried key (the record's details give the "
+               "convention, read_at), at the profile's recall size (stored pairs, keys, values, queries and "
+               "fillers in the record's details), parameter-matched "
                "models (within 5%), same recipe and budget, mean over seeds",
         conditions=(Condition("transformer_accuracy", ">=", 0.9), Condition("mamba_accuracy", ">=", 0.5),
                     Condition("lstm_accuracy", "<=", 0.1)),

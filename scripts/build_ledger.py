@@ -48,9 +48,8 @@ def run_configs(obj):
 
 def training_cost(stem: str, seen: set) -> tuple[int, float | None]:
     """(runs this chapter trains first, their recorded training minutes; None if one is missing)."""
-    new = [cfg for cfg in run_configs(getattr(profiles, f"c{int(stem[:2])}")("default"))
-           if cache.run_path(cfg) not in seen]
-    paths_new = list(dict.fromkeys(cache.run_path(cfg) for cfg in new))
+    chapter_paths = dict.fromkeys(cache.run_path(cfg) for cfg in run_configs(getattr(profiles, f"c{int(stem[:2])}")("default")))
+    paths_new = [path for path in chapter_paths if path not in seen]
     seen.update(paths_new)
     if not all(path.exists() for path in paths_new):
         return len(paths_new), None
