@@ -422,11 +422,10 @@ posterior = geo_batch.posterior.numpy()
 symbols = tasks["hmm"].decode(geo_batch.tokens)[2].numpy()  # [sequence, observation]
 
 
-states = {arch: [geometry.final_residual(r.model, geo_batch) for r in runs["hmm"][arch]]
-          for arch in ("mamba", "lstm")}
-geo = {arch: [geometry.hmm_state_geometry(a, posterior, tasks["hmm"].S, seed=i, symbols=symbols)
-             for i, a in enumerate(acts)] for arch, acts in states.items()}
-geo_summary = {arch: {k: geometry.over_seeds([g[k] for g in gs]) for k in gs[0]} for arch, gs in geo.items()}
+geo = {arch: primitives.state_geometry(runs["hmm"][arch], geo_batch, tasks["hmm"].S, symbols)
+       for arch in ("mamba", "lstm")}
+geo_summary = {arch: {k: geometry.over_seeds([g[k] for g in gs["per_seed"]]) for k in gs["per_seed"][0]}
+               for arch, gs in geo.items()}
 for arch, summary_of in geo_summary.items():
     for k, v in summary_of.items():
         glue(f"c4_geo_{arch}_{k}", float(v["mean"]), display=False)
@@ -441,12 +440,9 @@ display(Markdown(plotting.markdown_table(
      for arch, s in geo_summary.items()])))
 
 # %% mystnb={"figure": {"caption": "Final-layer representations of Mamba and the LSTM at the observation positions of held-out HMMs (K=20), on their first two standardised principal components, coloured by the most probable hidden state under the exact filter; first seed of each.", "name": "fig-c4-states"}}
-panels = {}
-for arch, acts in states.items():
-    flat = acts[0].reshape(-1, acts[0].shape[-1])
-    explained, pcs = geometry.standardised_pca(flat)
-    panels[plotting.LABELS[arch]] = (pcs[:, :2], posterior.reshape(-1, tasks["hmm"].S).argmax(1), explained)
-fig = plotting.state_clusters(panels)
+argmax_state = posterior.reshape(-1, tasks["hmm"].S).argmax(1)
+fig = plotting.state_clusters({plotting.LABELS[arch]: (g["pcs"].numpy(), argmax_state, g["explained"].numpy())
+                               for arch, g in geo.items()})
 fig
 
 # %% [markdown]
@@ -501,9 +497,9 @@ records.append(claims.record(
     "C15", {"mamba_entropy_r2": geo_summary["mamba"]["entropy_r2"]["mean"],
             "mamba_ari": geo_summary["mamba"]["ari"]["mean"],
             "lstm_entropy_r2": geo_summary["lstm"]["entropy_r2"]["mean"]},
-    profile, seeds=len(geo["mamba"]), ci95=geo_summary["mamba"]["entropy_r2"]["ci95"],
+    profile, seeds=len(geo["mamba"]["per_seed"]), ci95=geo_summary["mamba"]["entropy_r2"]["ci95"],
     details={"n_sequences": setup["geometry_size"], "K": tasks["hmm"].K,
-             **{arch: {k: v["mean"] for k, v in s.items()} | {"per_seed": geo[arch]}
+             **{arch: {k: v["mean"] for k, v in s.items()} | {"per_seed": geo[arch]["per_seed"]}
                 for arch, s in geo_summary.items()}}))
 for rec in records:
     print(claims.one_line(rec))

@@ -6,14 +6,14 @@ baseline being the uniform predictor; binding (associative recall) measures 1 - 
 accuracy, the baseline being chance, 1 - 1/n_values. r = 0 is Bayes, r = 1 is no use of the
 context. `lib.claims.primitive_cell` grades r into the paper's tick / "~" / cross.
 
-Used by: 04_architectures (C11, C12, C13, C14); 02_hmm (the late fall of its learning curves).
+Used by: 04_architectures (C11-C15); 02_hmm (the late fall of its learning curves).
 """
 import dataclasses
 
 import numpy as np
 import torch
 
-from lib import cache, metrics, stats, train
+from lib import cache, geometry, metrics, stats, train
 
 BINDING_TASKS = ("recall",)  # scored by accuracy: the posterior is a point mass
 
@@ -54,6 +54,25 @@ def run_scores(run, batch) -> metrics.Scores:
     saved = cache.get_or_compute_on_runs("run-scores", [run], {"batch": cache.digest(batch)},
                                          ("primitives.py", "metrics.py"), compute)
     return metrics.Scores(**saved)
+
+
+def state_geometry(runs, batch, n_states: int, symbols: np.ndarray) -> dict:
+    """C15's measures (`geometry.hmm_state_geometry`) of each run's final representation on the
+    HMM `batch` ("per_seed": one dict per run, k-means seeded by the run's index) and, for the
+    figure, the first run's representation on its first two standardised principal components
+    ("pcs" [n_points, 2], "explained" ratios). Cached like `run_scores`: the forward passes,
+    k-means and silhouettes take half a minute."""
+    def compute():
+        states = [geometry.final_residual(run.model, batch) for run in runs]
+        explained, pcs = geometry.standardised_pca(states[0].reshape(-1, states[0].shape[-1]))
+        return {"per_seed": [geometry.hmm_state_geometry(acts, batch.posterior.numpy(), n_states, seed=i,
+                                                         symbols=symbols) for i, acts in enumerate(states)],
+                "pcs": torch.from_numpy(pcs[:, :2].copy()), "explained": torch.from_numpy(explained)}
+
+    return cache.get_or_compute_on_runs("state-geometry", runs,
+                                        {"batch": cache.digest(batch), "n_states": n_states,
+                                         "symbols": cache.digest(symbols)},
+                                        ("primitives.py", "geometry.py", "metrics.py"), compute)
 
 
 def learning_curve(run) -> tuple[np.ndarray, np.ndarray]:

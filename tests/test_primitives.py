@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from lib import metrics, primitives, train
+from lib import geometry, metrics, primitives, train
 from lib.config import ModelConfig, RunConfig, TrainConfig
-from lib.tasks import Bijection, Recall
+from lib.tasks import HMM, Bijection, Recall
 
 
 def test_baseline_errors_are_the_uniform_predictor_and_chance():
@@ -44,6 +44,25 @@ def test_run_scores_are_the_scores_and_a_second_call_reads_them(monkeypatch):
     other = recall.sample(16, torch.Generator().manual_seed(4))
     with pytest.raises(pytest.fail.Exception):
         primitives.run_scores(run, other)  # another batch is another key
+
+
+def test_state_geometry_is_c15s_measures_per_run_and_a_second_call_reads_them(monkeypatch):
+    task = HMM(K=6, K_max=6)
+    batch = train.eval_batch(task, 24, torch.device("cpu"))
+    symbols = task.decode(batch.tokens)[2].numpy()
+    runs = [train.train(RunConfig(task, ModelConfig(arch="lstm", d_model=8, n_layers=1),
+                                  TrainConfig(steps=1, warmup=1, eval_size=8, seed=s)), progress=False) for s in (0, 1)]
+    first = primitives.state_geometry(runs, batch, task.S, symbols)
+    for i, run in enumerate(runs):
+        direct = geometry.hmm_state_geometry(geometry.final_residual(run.model, batch), batch.posterior.numpy(),
+                                             task.S, seed=i, symbols=symbols)
+        assert first["per_seed"][i] == pytest.approx(direct, nan_ok=True)
+    flat = geometry.final_residual(runs[0].model, batch).reshape(-1, 8)
+    np.testing.assert_allclose(first["pcs"].numpy(), geometry.standardised_pca(flat)[1][:, :2])
+    monkeypatch.setattr(geometry, "final_residual", lambda *_: pytest.fail("measured again instead of reading the cache"))
+    assert primitives.state_geometry(runs, batch, task.S, symbols)["per_seed"] == first["per_seed"]
+    with pytest.raises(pytest.fail.Exception):
+        primitives.state_geometry(runs[:1], batch, task.S, symbols)  # other runs are another key
 
 
 def test_late_gain_tells_a_flat_curve_from_a_falling_one():
