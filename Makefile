@@ -8,7 +8,7 @@ ALL_CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.py))
 CHAPTERS ?= $(ALL_CHAPTERS)
 RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
 
-.PHONY: setup reproduce prune smoke book test bench clean-build
+.PHONY: setup reproduce timed-reproduce prune smoke book test bench clean-build
 
 setup:  ## install the pinned requirements and the lib package
 	$(PYTHON) -m pip install -r requirements.txt
@@ -34,6 +34,10 @@ reproduce:  ## re-execute every chapter with papermill (PROFILE=default|paper)
 	if [ "$(CHAPTERS)" = "$(ALL_CHAPTERS)" ] && [ "$(PROFILE)" = default ]; then \
 	  mv _build/reproduce.started _build/reproduce.stamp; fi
 
+timed-reproduce:  ## make reproduce, timed per chapter, into data/timings/$(LABEL).json (COLD=1: empty cache)
+	@test -n "$(LABEL)" || { echo "timed-reproduce: give a LABEL, e.g. make timed-reproduce LABEL=cold-2cpu COLD=1"; exit 1; }
+	$(PYTHON) scripts/timed_reproduce.py $(LABEL) $(if $(COLD),--cold)
+
 prune:  ## delete the cached artifacts that the last full `make reproduce` did not read
 	@test -f _build/reproduce.stamp || { echo "prune: no full default reproduction on record; run make reproduce"; exit 1; }
 	find $(RUNS) -type f ! -newer _build/reproduce.stamp -print -delete
@@ -53,7 +57,7 @@ book:  ## render the executed notebooks to HTML (no execution), strictly
 test:  ## unit tests, smoke execution of every chapter, pairing and book build
 	$(PYTHON) -m pytest -q
 
-bench:  ## training speed and memory of the chapter 1 and 2 models on this machine
+bench:  ## training speed and memory of every model the book trains, and the training time of a cold reproduction
 	$(PYTHON) scripts/bench.py
 
 clean-build:

@@ -105,9 +105,7 @@ def get_or_train_all(groups: dict[str, list[RunConfig]], workers: int = 2) -> di
     each: these models are too small for one process to keep two cores busy. The longest runs
     start first; on a GPU they train one after another."""
     cfgs = [cfg for group in groups.values() for cfg in group]
-    missing = list({run_path(cfg): cfg for cfg in cfgs if not run_path(cfg).exists()}.values())
-    missing.sort(key=lambda cfg: -cfg.train.steps * cfg.train.batch_size * cfg.task.seq_len
-                 * count_params(cfg.model, cfg.task))
+    missing = training_order({run_path(cfg): cfg for cfg in cfgs if not run_path(cfg).exists()}.values())
     if len(missing) > 1 and workers > 1 and default_device().type == "cpu":
         print(f"training {len(missing)} runs in {workers} processes, longest first", flush=True)
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe inside a notebook kernel
@@ -118,6 +116,22 @@ def get_or_train_all(groups: dict[str, list[RunConfig]], workers: int = 2) -> di
         for cfg in missing:
             get_or_train(cfg)
     return {name: [load(run_path(cfg)) for cfg in group] for name, group in groups.items()}
+
+
+def training_order(cfgs) -> list[RunConfig]:
+    """The order `get_or_train_all` starts runs in: longest first, by a proxy of their cost
+    (steps x batch x sequence length x parameters)."""
+    return sorted(cfgs, key=lambda cfg: -cfg.train.steps * cfg.train.batch_size * cfg.task.seq_len
+                  * count_params(cfg.model, cfg.task))
+
+
+def wall_minutes(minutes: list[float], workers: int = 2) -> float:
+    """How long runs of these durations (in the order they start) take on `workers` workers,
+    each run going to the first worker that is free, as in `get_or_train_all`."""
+    free_at = [0.0] * workers
+    for m in minutes:
+        free_at[free_at.index(min(free_at))] += m
+    return max(free_at)
 
 
 def _train_one_thread(cfg: RunConfig) -> tuple[str, float]:

@@ -364,3 +364,28 @@ def c4(profile: str) -> dict:
             "geometry_offset": C4_GEOMETRY_OFFSET,
             "eval_size": {"bijection": one["eval_size"], "hmm": two["eval_size"], "recall": size["recall_eval_size"]},
             "geometry_size": size["geometry_size"]}
+
+
+CHAPTERS = {1: c1, 2: c2, 3: c3, 4: c4, 5: c5, 6: c6, 7: c7}  # chapter number -> its runs and sizes
+
+
+def run_configs(obj):
+    """Every RunConfig inside a chapter's nested dicts, lists and tuples."""
+    if isinstance(obj, RunConfig):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from run_configs(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from run_configs(value)
+
+
+def runs_by_chapter(profile: str) -> dict[int, list[RunConfig]]:
+    """The runs each chapter trains first, in book order (a run an earlier chapter trained is
+    counted there): what a `make reproduce` with an empty cache trains before each chapter."""
+    seen, out = set(), {}
+    for number, chapter in CHAPTERS.items():
+        out[number] = [cfg for cfg in dict.fromkeys(run_configs(chapter(profile))) if cfg not in seen]
+        seen.update(out[number])
+    return out

@@ -24,61 +24,78 @@ REPORT_HEADER = """
 ## Execution report
 
 When each chapter's notebook was last executed, under which profile, and how long papermill
-took, read from the notebooks themselves. A chapter whose runs are in the cache (`data/runs/`)
-takes about this long. Training them from scratch is the last two columns: the runs a chapter
-trains first (a run that an earlier chapter trained is counted there) and the minutes their
-training took as each run recorded it, on one CPU thread each, beside whatever else the
-machine was running then (chapter 5 trains no runs: its EM-vs-SGD experiment is a cached
-analysis). `make reproduce` trains two runs at a time on a 2-core machine.
-
+took, read from the notebooks themselves: with its runs and analyses in the cache
+(`data/runs/`), a chapter takes about this long. Training its runs from scratch is the last
+three columns: the runs a chapter trains first (a run that an earlier chapter trained is
+counted there), their training time as each run recorded it (one CPU thread each, beside
+whatever else the machine was running then), and how long that is on two workers, each run
+going to the first free worker, longest first, as `make reproduce` trains them on a 2-core
+machine (chapter 5 trains no runs: its EM-vs-SGD experiment is a cached analysis).
 """
 
 
-def run_configs(obj):
-    """Every RunConfig inside a profile's nested dicts and lists."""
-    if isinstance(obj, RunConfig):
-        yield obj
-    elif isinstance(obj, dict):
-        for value in obj.values():
-            yield from run_configs(value)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from run_configs(value)
+TIMINGS_HEADER = """
+## Timed reproductions
+
+Each table is one `make reproduce` timed end to end by `make timed-reproduce LABEL=...`
+(`scripts/timed_reproduce.py`), from data/timings/: what the cache held when it started, and
+per chapter the minutes papermill took (training included) and the runs it trained, with their
+training time in worker-minutes (two one-thread workers train at once).
+"""
 
 
-def training_cost(stem: str, seen: set) -> tuple[int, float | None]:
-    """(runs this chapter trains first, their recorded training minutes; None if one is missing)."""
-    chapter_paths = dict.fromkeys(cache.run_path(cfg) for cfg in run_configs(getattr(profiles, f"c{int(stem[:2])}")("default")))
-    paths_new = [path for path in chapter_paths if path not in seen]
-    seen.update(paths_new)
-    if not all(path.exists() for path in paths_new):
-        return len(paths_new), None
-    seconds = sum(torch.load(path, map_location="cpu", weights_only=True)["train_seconds"] for path in paths_new)
-    return len(paths_new), seconds / 60
+def timing_section(rec: dict) -> str:
+    machine, before, computed = rec["machine"], rec["cache_before"], rec["computed"]
+    text = (f"\n### {rec['label']}\n\nFinished {rec['finished'].replace('T', ' ')} UTC on {machine['cpus']} CPUs "
+            f"({machine['cpu']}; torch {machine['torch']}): **{rec['minutes']:.0f} minutes** end to end. The cache "
+            f"held {before['trained runs']} trained runs and {before['other files']} other files; the reproduction "
+            f"trained {computed['trained runs']} runs and computed {computed['other files']} other files.\n\n")
+    rows = [[f"{{doc}}`{c['chapter']}`", f"{c['minutes']:.1f}", c["runs_trained"] or "",
+             f"{c['training_worker_minutes']:.0f}" if c["runs_trained"] else ""] for c in rec["chapters"]]
+    return text + markdown_table(["chapter", "minutes", "runs trained", "their training, worker-minutes"], rows) + "\n"
+
+
+def timings() -> str:
+    records = [json.loads(f.read_text()) for f in sorted((paths.DATA / "timings").glob("*.json"))]
+    return TIMINGS_HEADER + "".join(map(timing_section, records)) if records else ""
+
+
+def training_cost(cfgs: list[RunConfig]) -> tuple[float, float] | None:
+    """(worker-minutes, minutes on two workers) of these runs' training as each run recorded
+    it; None if one is not trained."""
+    paths_in_order = [cache.run_path(cfg) for cfg in cache.training_order(cfgs)]
+    if not all(path.exists() for path in paths_in_order):
+        return None
+    minutes = [torch.load(path, map_location="cpu", weights_only=True)["train_seconds"] / 60 for path in paths_in_order]
+    return sum(minutes), cache.wall_minutes(minutes, workers=2)
 
 
 def execution_report() -> str:
-    rows, total, seen, trained = [], 0.0, set(), [0, 0.0]
+    rows, total, trained = [], 0.0, [0, 0.0, 0.0]
+    runs_first = profiles.runs_by_chapter("default")
     for notebook in sorted((paths.ROOT / "book").glob("[0-9][0-9]_*.ipynb")):
-        n_runs, minutes = training_cost(notebook.stem, seen)
-        trained[0] += n_runs
-        trained[1] += minutes or 0.0
-        cost = [n_runs or "", "" if not n_runs else "not all trained" if minutes is None else f"{minutes:.0f}"]
+        cfgs = runs_first[int(notebook.stem[:2])]
+        cost = training_cost(cfgs)
+        trained[0] += len(cfgs)
+        trained[1:] = [t + c for t, c in zip(trained[1:], cost or (0.0, 0.0))]
+        cost_cells = [len(cfgs) or "", *(["not all trained"] * 2 if cost is None else
+                                         ["", ""] if not cfgs else [f"{m:.0f}" for m in cost])]
         run = json.loads(notebook.read_text())["metadata"].get("papermill")
         if run is None:
-            rows.append([f"{{doc}}`{notebook.stem}`", "never executed by papermill", "", "", *cost])
+            rows.append([f"{{doc}}`{notebook.stem}`", "never executed by papermill", "", "", *cost_cells])
             continue
         total += run["duration"]
         rows.append([f"{{doc}}`{notebook.stem}`", run["parameters"].get("profile", "default"),
-                     run["end_time"][:16].replace("T", " ") + " UTC", f"{run['duration'] / 60:.1f}", *cost])
-    rows.append(["**all chapters**", "", "", f"**{total / 60:.1f}**", f"**{trained[0]}**", f"**{trained[1]:.0f}**"])
+                     run["end_time"][:16].replace("T", " ") + " UTC", f"{run['duration'] / 60:.1f}", *cost_cells])
+    rows.append(["**all chapters**", "", "", f"**{total / 60:.1f}**", f"**{trained[0]}**", f"**{trained[1]:.0f}**",
+                 f"**{trained[2]:.0f}**"])
     return REPORT_HEADER + markdown_table(["chapter", "profile", "finished", "minutes", "runs trained first",
-                                           "their training, minutes"], rows) + "\n"
+                                           "their training, worker-minutes", "on two workers, minutes"], rows) + "\n"
 
 
 if __name__ == "__main__":
     out = paths.ROOT / "book" / "ledger.md"
     paper = claims.load_records(claims.claims_dir("paper")) if claims.claims_dir("paper").exists() else []
     paper_section = f"\n## Under the paper profile\n\n{claims.ledger_markdown(paper)}" if paper else ""
-    out.write_text(HEADER + claims.ledger_markdown(claims.load_records()) + paper_section + execution_report())
+    out.write_text(HEADER + claims.ledger_markdown(claims.load_records()) + paper_section + execution_report() + timings())
     print(f"wrote {out.relative_to(paths.ROOT)}")

@@ -64,6 +64,17 @@ def test_ledger_counts_and_lists_every_record(tmp_path, monkeypatch):
     assert "0.005 bits" in page and "{doc}`01_bijection`" in page
 
 
+def test_runs_by_chapter_gives_every_run_once_to_the_first_chapter_that_uses_it():
+    by_chapter = profiles.runs_by_chapter("smoke")
+    assert list(by_chapter) == list(range(1, 8))
+    every = [cfg for runs in by_chapter.values() for cfg in runs]
+    assert len(every) == len(set(every))
+    for number, chapter in profiles.CHAPTERS.items():
+        assert set(profiles.run_configs(chapter("smoke"))) <= set(every)
+    assert {cfg.task.name for cfg in by_chapter[3]} == {"sawtooth"}  # chapters 1 and 2 trained its others
+    assert by_chapter[5] == by_chapter[6] == by_chapter[7] == []
+
+
 @pytest.mark.parametrize("task", [Bijection(V=20, L=19), HMM(K=20, K_max=50), Recall(),
                                   Recall(n_pairs=16, n_keys=64, n_values=64)], ids=lambda t: repr(t))
 def test_mamba_and_lstm_can_be_sized_to_a_transformer(task):

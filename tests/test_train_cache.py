@@ -115,6 +115,18 @@ def test_get_or_train_all_trains_missing_runs_in_parallel_processes_as_one_proce
     assert torch.equal(runs[1].model.unembed.weight, here.model.unembed.weight)
 
 
+def test_wall_minutes_gives_each_run_to_the_first_free_worker():
+    assert cache.wall_minutes([5, 4, 3, 3, 3], workers=2) == 10  # [5 | 4] -> [5 | 7] -> [8 | 7] -> [8 | 10]
+    assert cache.wall_minutes([5, 4, 3, 3, 3], workers=1) == 18
+    assert cache.wall_minutes([], workers=2) == 0
+
+
+def test_training_order_starts_the_costliest_run_first():
+    short = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=10))
+    wide = dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, d_model=32, d_mlp=64))
+    assert cache.training_order([short, CFG, wide]) == [wide, CFG, short]
+
+
 def _counting(result):
     calls = []
 

@@ -1,0 +1,69 @@
+"""`make reproduce`, timed: what the cache held before, each chapter's time (papermill's), the
+runs each chapter trained and the other artifacts it computed, written to
+data/timings/LABEL.json for the execution report (scripts/build_ledger.py).
+
+    python scripts/timed_reproduce.py LABEL [--cold]      (or: make timed-reproduce LABEL=...)
+
+--cold starts from an empty cache (BAR_RUNS_DIR = a new folder under _build/): everything is
+trained and computed, as on a machine that never ran the book; the runs stay in that folder.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import time
+
+import torch
+
+from lib import cache, paths, profiles
+
+def listing(runs_dir) -> set[str]:
+    return {f.name for f in runs_dir.iterdir()} if runs_dir.exists() else set()
+
+
+def cpu_model() -> str:
+    with open("/proc/cpuinfo") as f:
+        names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    return names[0] if names else platform.processor()
+
+
+def record(label: str, runs_dir, before: set[str], seconds: float) -> dict:
+    """The timing of the `make reproduce` that just ran on `runs_dir`, which held `before`."""
+    new = listing(runs_dir) - before
+    chapter_of = {cache.run_path(cfg).name: n for n, cfgs in profiles.runs_by_chapter("default").items() for cfg in cfgs}
+    chapters = []
+    for notebook in sorted((paths.ROOT / "book").glob("[0-9][0-9]_*.ipynb")):
+        number, meta = int(notebook.stem[:2]), json.loads(notebook.read_text())["metadata"]["papermill"]
+        trained = sorted(name for name in new if chapter_of.get(name) == number)
+        worker_seconds = sum(torch.load(runs_dir / name, map_location="cpu", weights_only=True)["train_seconds"]
+                             for name in trained)
+        chapters.append({"chapter": notebook.stem, "minutes": round(meta["duration"] / 60, 2),
+                         "runs_trained": len(trained), "training_worker_minutes": round(worker_seconds / 60, 1)})
+    return {"label": label, "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes"),
+            "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__},
+            "cache_before": {"trained runs": sum(n in chapter_of for n in before),
+                             "other files": sum(n not in chapter_of for n in before)},
+            "computed": {"trained runs": sum(n in chapter_of for n in new),
+                         "other files": sum(n not in chapter_of for n in new)},
+            "minutes": round(seconds / 60, 1), "chapters": chapters}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("label", help="the file name under data/timings/, e.g. cold-2cpu")
+    parser.add_argument("--cold", action="store_true", help="start from an empty cache")
+    args = parser.parse_args()
+    runs_dir = paths.BUILD / f"cold-runs-{args.label}" if args.cold else paths.RUNS
+    env = {**os.environ, "BAR_RUNS_DIR": str(runs_dir)}
+    before, start = listing(runs_dir), time.perf_counter()
+    subprocess.run(["make", "reproduce"], cwd=paths.ROOT, env=env, check=True)
+    out = paths.DATA / "timings" / f"{args.label}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(record(args.label, runs_dir, before, time.perf_counter() - start), indent=2) + "\n")
+    print(f"wrote {out.relative_to(paths.ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

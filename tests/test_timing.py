@@ -1,0 +1,40 @@
+"""The timing record of a reproduction: which files were new, and whose chapter trained them."""
+import importlib.util
+import json
+
+import torch
+
+from lib import cache, paths, profiles
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, paths.ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_record_gives_each_new_run_to_its_chapter_and_counts_the_other_files(tmp_path):
+    timed = load_script("timed_reproduce")
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    by_chapter = profiles.runs_by_chapter("default")
+    old_run, new_run, hmm_run = by_chapter[1][0], by_chapter[1][1], by_chapter[2][0]
+    for cfg, seconds in ((old_run, 60), (new_run, 120), (hmm_run, 300)):
+        torch.save({"train_seconds": seconds}, runs_dir / cache.run_path(cfg).name)
+    for name in ("scores-old.pt", "scores-new.pt"):
+        (runs_dir / name).write_bytes(b"")
+    before = {cache.run_path(old_run).name, "scores-old.pt"}
+
+    rec = timed.record("test", runs_dir, before, seconds=600)
+    assert rec["cache_before"] == {"trained runs": 1, "other files": 1}
+    assert rec["computed"] == {"trained runs": 2, "other files": 1}
+    chapters = {c["chapter"][:2]: c for c in rec["chapters"]}
+    assert (chapters["01"]["runs_trained"], chapters["01"]["training_worker_minutes"]) == (1, 2.0)
+    assert (chapters["02"]["runs_trained"], chapters["02"]["training_worker_minutes"]) == (1, 5.0)
+    assert chapters["07"]["runs_trained"] == 0 and rec["minutes"] == 10.0
+    assert len(rec["chapters"]) == len(profiles.CHAPTERS)
+
+    ledger = load_script("build_ledger")
+    section = ledger.timing_section(json.loads(json.dumps(rec)))
+    assert "**10 minutes** end to end" in section and "trained 2 runs and computed 1 other files" in section
