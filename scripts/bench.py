@@ -1,7 +1,8 @@
 """Training speed and peak memory of every model the book trains, on this machine, and what a
-reproduction from an empty cache would spend training them, chapter by chapter.
+reproduction from an empty cache would spend training them, chapter by chapter; printed and
+written to data/bench/PROFILE.json (the claims ledger's execution report shows it).
 
-    python scripts/bench.py [--profile default] [--seconds 20] [--workers 2] [--chapter 1 4]
+    python scripts/bench.py [--profile default] [--seconds 20] [--workers 2]
 
 Each distinct model, task and batch size is timed in its own one-thread process (its peak
 resident memory is its own), `--workers` of them at once, as `make reproduce` trains: two
@@ -9,6 +10,10 @@ one-thread workers on a 2-core machine. Seeds do not change the speed, so a mode
 """
 import argparse
 import dataclasses
+import datetime
+import json
+import os
+import platform
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -16,10 +21,16 @@ from multiprocessing import get_context
 
 import torch
 
-from lib import cache, profiles
+from lib import cache, paths, profiles
 from lib.model import build_model, n_params
 from lib.plotting import markdown_table
 from lib.train import default_device, loss_fn
+
+
+def machine() -> dict:
+    with open("/proc/cpuinfo") as f:
+        names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    return {"cpus": os.cpu_count(), "cpu": names[0] if names else platform.processor(), "torch": torch.__version__}
 
 
 def bench_config(cfg, seconds: float) -> dict:
@@ -60,32 +71,51 @@ def describe(cfg) -> str:
     return ", ".join([cfg.label.rsplit("-s", 1)[0], *extra])
 
 
+def report(result: dict) -> str:
+    """Markdown: where a cold reproduction's training time goes, by model and by chapter."""
+    m = result["machine"]
+    text = (f"Measured by `make bench` ({result['finished'].replace('T', ' ')} UTC, {m['cpus']} CPUs, {m['cpu']}): "
+            f"each model's training step timed on one thread for {result['seconds']:.0f} s, {result['workers']} "
+            "models at a time; a run's minutes are its steps at that speed (its periodic evaluations and "
+            "snapshots not counted).\n\n")
+    by_cost = sorted(result["models"], key=lambda r: -r["runs"] * r["minutes_per_run"])
+    text += markdown_table(["run", "parameters", "steps/s", "minutes per run", "runs", "worker-minutes", "peak MB"],
+                           [[r["run"], f"{r['params']:,}", f"{r['steps_per_s']:.1f}", f"{r['minutes_per_run']:.1f}",
+                             r["runs"], f"{r['runs'] * r['minutes_per_run']:.0f}", r["peak_rss_mb"]] for r in by_cost])
+    chapters = result["chapters"]
+    rows = [[c["chapter"], c["runs"], f"{c['worker_minutes']:.0f}", f"{c['wall_minutes']:.0f}"] for c in chapters]
+    rows.append(["**all**", sum(c["runs"] for c in chapters), f"**{sum(c['worker_minutes'] for c in chapters):.0f}**",
+                 f"**{sum(c['wall_minutes'] for c in chapters):.0f}**"])
+    return text + "\n\n" + markdown_table(["chapter", "runs it trains first", "worker-minutes",
+                                            f"minutes on {result['workers']} workers"], rows) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per model")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--chapter", type=int, nargs="+", default=list(profiles.CHAPTERS), choices=list(profiles.CHAPTERS))
     args = parser.parse_args()
-    by_chapter = {n: cache.training_order(cfgs) for n, cfgs in profiles.runs_by_chapter(args.profile).items()
-                  if n in args.chapter and cfgs}
-    distinct = list(dict.fromkeys(speed_key(cfg) for cfgs in by_chapter.values() for cfg in cfgs))
+    by_chapter = {n: cache.training_order(cfgs) for n, cfgs in profiles.runs_by_chapter(args.profile).items() if cfgs}
+    every = [speed_key(cfg) for cfgs in by_chapter.values() for cfg in cfgs]
+    distinct = list(dict.fromkeys(every))
     print(f"timing {len(distinct)} models, {args.workers} at a time, {args.seconds:.0f} s each", flush=True)
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
         speeds = dict(zip(distinct, pool.map(bench_config, distinct, [args.seconds] * len(distinct))))
-    models = [[describe(cfg), s["params"], cfg.train.batch_size, cfg.task.seq_len, s["steps_per_s"],
-               s["minutes_per_run"], s["peak_rss_mb"]] for cfg, s in speeds.items()]
-    print(markdown_table(["run", "parameters", "batch", "positions", "steps/s (1 thread)", "minutes per run",
-                          "peak MB"], models))
-    rows, total = [], [0, 0.0, 0.0]
+    chapters = []
     for number, cfgs in by_chapter.items():
         minutes = [speeds[speed_key(cfg)]["minutes_per_run"] for cfg in cfgs]
-        row = [len(cfgs), sum(minutes), cache.wall_minutes(minutes, args.workers)]
-        total = [t + r for t, r in zip(total, row)]
-        rows.append([number, row[0], f"{row[1]:.0f}", f"{row[2]:.0f}"])
-    rows.append(["all", total[0], f"{total[1]:.0f}", f"{total[2]:.0f}"])
-    print(markdown_table(["chapter", "runs it trains first", "worker-minutes",
-                          f"minutes on {args.workers} workers"], rows))
+        chapters.append({"chapter": number, "runs": len(cfgs), "worker_minutes": round(sum(minutes), 1),
+                         "wall_minutes": round(cache.wall_minutes(minutes, args.workers), 1)})
+    result = {"profile": args.profile, "workers": args.workers, "seconds": args.seconds, "machine": machine(),
+              "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M"),
+              "models": [{"run": describe(cfg), "batch": cfg.train.batch_size, "positions": cfg.task.seq_len,
+                          "runs": every.count(cfg), **s} for cfg, s in speeds.items()],
+              "chapters": chapters}
+    out = paths.DATA / "bench" / f"{args.profile}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(report(result), f"wrote {out.relative_to(paths.ROOT)}", sep="\n")
 
 
 if __name__ == "__main__":

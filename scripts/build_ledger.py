@@ -8,6 +8,7 @@ import json
 
 import torch
 
+from bench import report as bench_report
 from lib import cache, claims, paths, profiles
 from lib.config import RunConfig
 from lib.plotting import markdown_table
@@ -25,22 +26,24 @@ REPORT_HEADER = """
 
 When each chapter's notebook was last executed, under which profile, and how long papermill
 took, read from the notebooks themselves: with its runs and analyses in the cache
-(`data/runs/`), a chapter takes about this long. Training its runs from scratch is the last
-three columns: the runs a chapter trains first (a run that an earlier chapter trained is
-counted there), their training time as each run recorded it (one CPU thread each, beside
-whatever else the machine was running then), and how long that is on two workers, each run
-going to the first free worker, longest first, as `make reproduce` trains them on a 2-core
-machine (chapter 5 trains no runs: its EM-vs-SGD experiment is a cached analysis).
+(`data/runs/`), a chapter takes about this long. The last two columns are what training its
+runs from scratch cost: the runs a chapter trains first (a run that an earlier chapter trained
+is counted there) and their training time as each run recorded it, in minutes of one CPU
+thread, beside whatever else the machine was running then (chapter 5 trains no runs: its
+EM-vs-SGD experiment is a cached analysis). The next section measures the same on a quiet
+machine.
+
 """
 
 
 TIMINGS_HEADER = """
 ## Timed reproductions
 
-Each table is one `make reproduce` timed end to end by `make timed-reproduce LABEL=...`
-(`scripts/timed_reproduce.py`), from data/timings/: what the cache held when it started, and
-per chapter the minutes papermill took (training included) and the runs it trained, with their
-training time in worker-minutes (two one-thread workers train at once).
+Each table is one `make reproduce` timed end to end, as `make timed-reproduce LABEL=...`
+(`scripts/timed_reproduce.py`) records it in data/timings/: what the cache held when it
+started, whether the claim records it wrote match the ones it started from, and per chapter
+the minutes papermill took (training included) and the runs it trained, with their training
+time in worker-minutes (two one-thread workers train at once).
 """
 
 
@@ -49,10 +52,23 @@ def timing_section(rec: dict) -> str:
     text = (f"\n### {rec['label']}\n\nFinished {rec['finished'].replace('T', ' ')} UTC on {machine['cpus']} CPUs "
             f"({machine['cpu']}; torch {machine['torch']}): **{rec['minutes']:.0f} minutes** end to end. The cache "
             f"held {before['trained runs']} trained runs and {before['other files']} other files; the reproduction "
-            f"trained {computed['trained runs']} runs and computed {computed['other files']} other files.\n\n")
+            f"trained {computed['trained runs']} runs and computed {computed['other files']} other files. "
+            + (f"Its {rec['claims_compared']} claim records match the ones it started from (values, intervals and "
+               "verdicts).\n\n" if not rec["claims_changed"] else
+               f"Claim records that came out different: {', '.join(rec['claims_changed'])}.\n\n"))
     rows = [[f"{{doc}}`{c['chapter']}`", f"{c['minutes']:.1f}", c["runs_trained"] or "",
              f"{c['training_worker_minutes']:.0f}" if c["runs_trained"] else ""] for c in rec["chapters"]]
     return text + markdown_table(["chapter", "minutes", "runs trained", "their training, worker-minutes"], rows) + "\n"
+
+
+def bench_section() -> str:
+    """The latest `make bench` of the default profile: where a cold reproduction's training goes."""
+    path = paths.DATA / "bench" / "default.json"
+    if not path.exists():
+        return ""
+    return ("\n## Where the training time goes\n\nWhat a reproduction from an empty cache would spend "
+            "training, model by model (most costly first) and chapter by chapter, on a quiet machine. "
+            + bench_report(json.loads(path.read_text())))
 
 
 def timings() -> str:
@@ -60,42 +76,37 @@ def timings() -> str:
     return TIMINGS_HEADER + "".join(map(timing_section, records)) if records else ""
 
 
-def training_cost(cfgs: list[RunConfig]) -> tuple[float, float] | None:
-    """(worker-minutes, minutes on two workers) of these runs' training as each run recorded
-    it; None if one is not trained."""
-    paths_in_order = [cache.run_path(cfg) for cfg in cache.training_order(cfgs)]
-    if not all(path.exists() for path in paths_in_order):
+def training_minutes(cfgs: list[RunConfig]) -> float | None:
+    """The worker-minutes these runs' training took as each run recorded it; None if one is not trained."""
+    run_paths = [cache.run_path(cfg) for cfg in cfgs]
+    if not all(path.exists() for path in run_paths):
         return None
-    minutes = [torch.load(path, map_location="cpu", weights_only=True)["train_seconds"] / 60 for path in paths_in_order]
-    return sum(minutes), cache.wall_minutes(minutes, workers=2)
+    return sum(torch.load(path, map_location="cpu", weights_only=True)["train_seconds"] for path in run_paths) / 60
 
 
 def execution_report() -> str:
-    rows, total, trained = [], 0.0, [0, 0.0, 0.0]
+    rows, total, trained = [], 0.0, [0, 0.0]
     runs_first = profiles.runs_by_chapter("default")
     for notebook in sorted((paths.ROOT / "book").glob("[0-9][0-9]_*.ipynb")):
         cfgs = runs_first[int(notebook.stem[:2])]
-        cost = training_cost(cfgs)
-        trained[0] += len(cfgs)
-        trained[1:] = [t + c for t, c in zip(trained[1:], cost or (0.0, 0.0))]
-        cost_cells = [len(cfgs) or "", *(["not all trained"] * 2 if cost is None else
-                                         ["", ""] if not cfgs else [f"{m:.0f}" for m in cost])]
+        minutes = training_minutes(cfgs)
+        trained = [trained[0] + len(cfgs), trained[1] + (minutes or 0.0)]
+        cost = [len(cfgs) or "", "" if not cfgs else "not all trained" if minutes is None else f"{minutes:.0f}"]
         run = json.loads(notebook.read_text())["metadata"].get("papermill")
         if run is None:
-            rows.append([f"{{doc}}`{notebook.stem}`", "never executed by papermill", "", "", *cost_cells])
+            rows.append([f"{{doc}}`{notebook.stem}`", "never executed by papermill", "", "", *cost])
             continue
         total += run["duration"]
         rows.append([f"{{doc}}`{notebook.stem}`", run["parameters"].get("profile", "default"),
-                     run["end_time"][:16].replace("T", " ") + " UTC", f"{run['duration'] / 60:.1f}", *cost_cells])
-    rows.append(["**all chapters**", "", "", f"**{total / 60:.1f}**", f"**{trained[0]}**", f"**{trained[1]:.0f}**",
-                 f"**{trained[2]:.0f}**"])
+                     run["end_time"][:16].replace("T", " ") + " UTC", f"{run['duration'] / 60:.1f}", *cost])
+    rows.append(["**all chapters**", "", "", f"**{total / 60:.1f}**", f"**{trained[0]}**", f"**{trained[1]:.0f}**"])
     return REPORT_HEADER + markdown_table(["chapter", "profile", "finished", "minutes", "runs trained first",
-                                           "their training, worker-minutes", "on two workers, minutes"], rows) + "\n"
+                                           "their training, worker-minutes"], rows) + "\n"
 
 
 if __name__ == "__main__":
     out = paths.ROOT / "book" / "ledger.md"
     paper = claims.load_records(claims.claims_dir("paper")) if claims.claims_dir("paper").exists() else []
     paper_section = f"\n## Under the paper profile\n\n{claims.ledger_markdown(paper)}" if paper else ""
-    out.write_text(HEADER + claims.ledger_markdown(claims.load_records()) + paper_section + execution_report() + timings())
+    out.write_text(HEADER + claims.ledger_markdown(claims.load_records()) + paper_section + execution_report() + bench_section() + timings())
     print(f"wrote {out.relative_to(paths.ROOT)}")

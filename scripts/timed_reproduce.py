@@ -1,6 +1,7 @@
 """`make reproduce`, timed: what the cache held before, each chapter's time (papermill's), the
-runs each chapter trained and the other artifacts it computed, written to
-data/timings/LABEL.json for the execution report (scripts/build_ledger.py).
+runs each chapter trained and the other artifacts it computed, and which claim records came
+out different (value, interval or verdict), written to data/timings/LABEL.json for the
+execution report (scripts/build_ledger.py).
 
     python scripts/timed_reproduce.py LABEL [--cold]      (or: make timed-reproduce LABEL=...)
 
@@ -11,26 +12,26 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import time
 
 import torch
 
-from lib import cache, paths, profiles
+from bench import machine
+from lib import cache, claims, paths, profiles
 
 def listing(runs_dir) -> set[str]:
     return {f.name for f in runs_dir.iterdir()} if runs_dir.exists() else set()
 
 
-def cpu_model() -> str:
-    with open("/proc/cpuinfo") as f:
-        names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    return names[0] if names else platform.processor()
+def measured() -> dict[str, tuple]:
+    """Each default claim record's measurement and verdict."""
+    return {r["id"]: (r["ours"], r["verdict"]) for r in claims.load_records()}
 
 
-def record(label: str, runs_dir, before: set[str], seconds: float) -> dict:
-    """The timing of the `make reproduce` that just ran on `runs_dir`, which held `before`."""
+def record(label: str, runs_dir, before: set[str], seconds: float, claims_before: dict[str, tuple]) -> dict:
+    """The timing of the `make reproduce` that just ran on `runs_dir`, which held `before`,
+    starting from the claim records `claims_before` (`measured()`)."""
     new = listing(runs_dir) - before
     chapter_of = {cache.run_path(cfg).name: n for n, cfgs in profiles.runs_by_chapter("default").items() for cfg in cfgs}
     chapters = []
@@ -41,12 +42,14 @@ def record(label: str, runs_dir, before: set[str], seconds: float) -> dict:
                              for name in trained)
         chapters.append({"chapter": notebook.stem, "minutes": round(meta["duration"] / 60, 2),
                          "runs_trained": len(trained), "training_worker_minutes": round(worker_seconds / 60, 1)})
-    return {"label": label, "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes"),
-            "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "torch": torch.__version__},
+    return {"label": label, "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M"),
+            "machine": machine(),
             "cache_before": {"trained runs": sum(n in chapter_of for n in before),
                              "other files": sum(n not in chapter_of for n in before)},
             "computed": {"trained runs": sum(n in chapter_of for n in new),
                          "other files": sum(n not in chapter_of for n in new)},
+            "claims_compared": len(claims_before),
+            "claims_changed": sorted(cid for cid, m in measured().items() if claims_before.get(cid) != m),
             "minutes": round(seconds / 60, 1), "chapters": chapters}
 
 
@@ -57,11 +60,11 @@ def main():
     args = parser.parse_args()
     runs_dir = paths.BUILD / f"cold-runs-{args.label}" if args.cold else paths.RUNS
     env = {**os.environ, "BAR_RUNS_DIR": str(runs_dir)}
-    before, start = listing(runs_dir), time.perf_counter()
+    before, claims_before, start = listing(runs_dir), measured(), time.perf_counter()
     subprocess.run(["make", "reproduce"], cwd=paths.ROOT, env=env, check=True)
     out = paths.DATA / "timings" / f"{args.label}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(record(args.label, runs_dir, before, time.perf_counter() - start), indent=2) + "\n")
+    out.write_text(json.dumps(record(args.label, runs_dir, before, time.perf_counter() - start, claims_before), indent=2) + "\n")
     print(f"wrote {out.relative_to(paths.ROOT)}")
 
 

@@ -1,6 +1,7 @@
 """The timing record of a reproduction: which files were new, and whose chapter trained them."""
 import importlib.util
 import json
+import sys
 
 import torch
 
@@ -8,6 +9,8 @@ from lib import cache, paths, profiles
 
 
 def load_script(name: str):
+    if str(paths.ROOT / "scripts") not in sys.path:  # as when run as a script: the scripts import each other
+        sys.path.insert(0, str(paths.ROOT / "scripts"))
     spec = importlib.util.spec_from_file_location(name, paths.ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -26,7 +29,11 @@ def test_record_gives_each_new_run_to_its_chapter_and_counts_the_other_files(tmp
         (runs_dir / name).write_bytes(b"")
     before = {cache.run_path(old_run).name, "scores-old.pt"}
 
-    rec = timed.record("test", runs_dir, before, seconds=600)
+    claims_before = timed.measured()
+    changed = next(iter(claims_before))
+    claims_before[changed] = ("another value", "reproduced")
+    rec = timed.record("test", runs_dir, before, seconds=600, claims_before=claims_before)
+    assert rec["claims_changed"] == [changed] and rec["claims_compared"] == len(claims_before)
     assert rec["cache_before"] == {"trained runs": 1, "other files": 1}
     assert rec["computed"] == {"trained runs": 2, "other files": 1}
     chapters = {c["chapter"][:2]: c for c in rec["chapters"]}
@@ -38,3 +45,18 @@ def test_record_gives_each_new_run_to_its_chapter_and_counts_the_other_files(tmp
     ledger = load_script("build_ledger")
     section = ledger.timing_section(json.loads(json.dumps(rec)))
     assert "**10 minutes** end to end" in section and "trained 2 runs and computed 1 other files" in section
+    assert f"came out different: {changed}" in section
+    assert "match the ones it started from" in ledger.timing_section({**rec, "claims_changed": []})
+
+
+def test_bench_report_orders_models_by_their_total_cost_and_sums_the_chapters():
+    bench = load_script("bench")
+    result = {"machine": {"cpus": 2, "cpu": "x", "torch": "t"}, "finished": "2026-01-01T00:00", "seconds": 20,
+              "workers": 2,
+              "models": [{"run": "cheap", "params": 10, "steps_per_s": 50.0, "minutes_per_run": 1.0, "runs": 3, "peak_rss_mb": 1},
+                         {"run": "dear", "params": 10, "steps_per_s": 2.0, "minutes_per_run": 20.0, "runs": 1, "peak_rss_mb": 1}],
+              "chapters": [{"chapter": 1, "runs": 3, "worker_minutes": 3.0, "wall_minutes": 2.0},
+                           {"chapter": 4, "runs": 1, "worker_minutes": 20.0, "wall_minutes": 20.0}]}
+    text = bench.report(result)
+    assert text.index("| dear |") < text.index("| cheap |")
+    assert "| **all** | 4 | **23** | **22** |" in text
