@@ -26,12 +26,12 @@ REPORT_HEADER = """
 
 When each chapter's notebook was last executed, under which profile, and how long papermill
 took, read from the notebooks themselves: with its runs and analyses in the cache
-(`data/runs/`), a chapter takes about this long. The last two columns are what training its
-runs from scratch cost: the runs a chapter trains first (a run that an earlier chapter trained
-is counted there) and their training time as each run recorded it, in minutes of one CPU
-thread, beside whatever else the machine was running then (chapter 5 trains no runs: its
-EM-vs-SGD experiment is a cached analysis). The next section measures the same on a quiet
-machine.
+(`data/runs/`), a chapter takes about this long, and its slowest cell is the longest a class
+stepping through it waits. The last two columns are what training its runs from scratch cost:
+the runs a chapter trains first (a run that an earlier chapter trained is counted there) and
+their training time as each run recorded it, in minutes of one CPU thread, beside whatever
+else the machine was running then (chapter 5 trains no runs: its EM-vs-SGD experiment is a
+cached analysis). The next section measures the same on a quiet machine.
 
 """
 
@@ -92,16 +92,19 @@ def execution_report() -> str:
         minutes = training_minutes(cfgs)
         trained = [trained[0] + len(cfgs), trained[1] + (minutes or 0.0)]
         cost = [len(cfgs) or "", "" if not cfgs else "not all trained" if minutes is None else f"{minutes:.0f}"]
-        run = json.loads(notebook.read_text())["metadata"].get("papermill")
+        executed = json.loads(notebook.read_text())
+        run = executed["metadata"].get("papermill")
         if run is None:
-            rows.append([f"{{doc}}`{notebook.stem}`", "never executed by papermill", "", "", *cost])
+            rows.append([f"{{doc}}`{notebook.stem}`", "never executed by papermill", "", "", "", *cost])
             continue
         total += run["duration"]
+        slowest = max(cell["metadata"].get("papermill", {}).get("duration") or 0.0 for cell in executed["cells"])
         rows.append([f"{{doc}}`{notebook.stem}`", run["parameters"].get("profile", "default"),
-                     run["end_time"][:16].replace("T", " ") + " UTC", f"{run['duration'] / 60:.1f}", *cost])
-    rows.append(["**all chapters**", "", "", f"**{total / 60:.1f}**", f"**{trained[0]}**", f"**{trained[1]:.0f}**"])
-    return REPORT_HEADER + markdown_table(["chapter", "profile", "finished", "minutes", "runs trained first",
-                                           "their training, worker-minutes"], rows) + "\n"
+                     run["end_time"][:16].replace("T", " ") + " UTC", f"{run['duration'] / 60:.1f}", f"{slowest:.1f}",
+                     *cost])
+    rows.append(["**all chapters**", "", "", f"**{total / 60:.1f}**", "", f"**{trained[0]}**", f"**{trained[1]:.0f}**"])
+    return REPORT_HEADER + markdown_table(["chapter", "profile", "finished", "minutes", "slowest cell, seconds",
+                                           "runs trained first", "their training, worker-minutes"], rows) + "\n"
 
 
 if __name__ == "__main__":
