@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 from lib import paths
+from lib.plotting import markdown_table
 
 PROFILES = ("smoke", "default", "paper")
 VERDICTS = ("reproduced", "partly reproduced", "not reproduced")
@@ -587,20 +588,18 @@ def ledger_markdown(records: list[dict]) -> str:
     from the records; claims registered but not yet measured are listed as such."""
     counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
     pending = [cid for cid in CLAIMS if cid not in {r["id"] for r in records}]
-    cell = lambda text: str(text).replace("|", "\\|")  # noqa: E731  (a bare | ends a table cell)
     rows = []
     for r in records:
         ours, paper = r["ours"], r["paper"]
         chapter = r["chapter"].removeprefix("book/").removesuffix(".ipynb")
-        rows.append(" | ".join([
-            f"| {r['id']}", cell(r["title"]),
-            f"{paper_value(paper)}<br><small>{cell(paper['source'])}</small>",
-            f"{ours['value']:.4g} {ours['unit']}<br><small>95% CI {ours['ci95'][0]:.4g} to {ours['ci95'][1]:.4g}; "
-            f"{_seeds(ours['seeds'])}, {ours['profile']} profile; {cell(ours['metric'])}; "
-            f"threshold: {cell(r['threshold'])}</small>",
-            f"**{r['verdict']}**", f"{{doc}}`{chapter}` |"]))
+        rows.append([r["id"], f"**{r['verdict']}**", r["title"],
+                     f"{paper_value(paper)}<br><small>{paper['source']}</small>",
+                     f"{ours['value']:.4g} {ours['unit']}<br><small>95% CI {ours['ci95'][0]:.4g} to "
+                     f"{ours['ci95'][1]:.4g}; {_seeds(ours['seeds'])}, {ours['profile']} profile; {ours['metric']}; "
+                     f"threshold: {r['threshold']}</small>", f"{{doc}}`{chapter}`"])
     lines = [f"{len(records)} claims measured: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", ""]
     if pending:
         lines += [f"Registered with thresholds, not yet measured: {', '.join(pending)}.", ""]
-    lines += ["| claim | statement | paper | ours | verdict | chapter |", "|---|---|---|---|---|---|", *rows]
+    # The verdict comes second: on a laptop screen the wide table scrolls, and it must stay in view.
+    lines += [markdown_table(["claim", "verdict", "statement", "paper", "ours", "chapter"], rows)]
     return "\n".join(lines) + "\n"

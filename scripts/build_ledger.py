@@ -61,6 +61,11 @@ def timing_section(rec: dict) -> str:
     return text + markdown_table(["chapter", "minutes", "runs trained", "their training, worker-minutes"], rows) + "\n"
 
 
+def full_width(markdown: str) -> str:
+    """The ledger's table across the page's right margin too: it has six wide columns."""
+    return f":::{{div}} full-width\n{markdown}:::\n"
+
+
 def bench_section() -> str:
     """The latest `make bench` of the default profile: where a cold reproduction's training goes."""
     path = paths.DATA / "bench" / "default.json"
@@ -110,6 +115,7 @@ def execution_report() -> str:
 if __name__ == "__main__":
     out = paths.ROOT / "book" / "ledger.md"
     paper = claims.load_records(claims.claims_dir("paper")) if claims.claims_dir("paper").exists() else []
-    paper_section = f"\n## Under the paper profile\n\n{claims.ledger_markdown(paper)}" if paper else ""
-    out.write_text(HEADER + claims.ledger_markdown(claims.load_records()) + paper_section + execution_report() + bench_section() + timings())
+    paper_section = f"\n## Under the paper profile\n\n{full_width(claims.ledger_markdown(paper))}" if paper else ""
+    out.write_text(HEADER + full_width(claims.ledger_markdown(claims.load_records())) + paper_section
+                   + execution_report() + bench_section() + timings())
     print(f"wrote {out.relative_to(paths.ROOT)}")

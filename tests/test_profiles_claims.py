@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 
 import pytest
 
@@ -62,6 +63,18 @@ def test_ledger_counts_and_lists_every_record(tmp_path, monkeypatch):
     assert page.startswith("1 claims measured: 0 reproduced, 1 partly reproduced, 0 not reproduced.")
     assert "not yet measured: C2" in page and "| C1 |" in page and "**partly reproduced**" in page
     assert "0.005 bits" in page and "{doc}`01_bijection`" in page
+    row = next(line for line in page.splitlines() if line.startswith("| C1 |"))
+    assert row.split(" | ")[1] == "**partly reproduced**"  # second: it stays in view when the table scrolls
+
+
+def test_a_bar_in_a_records_text_does_not_break_its_ledger_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
+    claims.record("C7", {"l0_abs_cos": 0.35, "l0_over_init": 1.2, "l0_over_gaussian": 1.1}, "default", seeds=3,
+                  ci95=(0.34, 0.36), details={})
+    header, rule, row = claims.ledger_markdown(claims.load_records()).splitlines()[-3:]
+    unescaped_bars = lambda line: len(re.findall(r"(?<!\\)\|", line))  # noqa: E731
+    assert "|cos|" in claims.CLAIMS["C7"].paper["unit"]
+    assert unescaped_bars(row) == unescaped_bars(header) == 7
 
 
 def test_runs_by_chapter_gives_every_run_once_to_the_first_chapter_that_uses_it():
