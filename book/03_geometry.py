@@ -252,7 +252,7 @@ glue("c3_hmm_l0_emission", float(np.mean([f.mass["E header"][0].mean() for f in 
 # scored on the others). For reference, an isotropic cloud in $d$ dimensions puts about $1/d$
 # of its variance on PC1.
 
-# %%
+# %% tags=["full-width"]
 glue("c3_manifold_size", setup["manifold_size"], display=False)
 entropy = {name: metrics.entropy_bits(small[name].posterior).numpy() for name in runs}
 found = {name: [evaluation.manifolds(r, small[name]) for r in rs] for name, rs in runs.items()}  # cached per run

@@ -120,7 +120,7 @@ for key in ("n_pairs", "n_keys", "n_values", "n_queries", "n_filler"):
 # is trained twice. The recurrent models have two blocks each. The last column says where a
 # run comes from.
 
-# %%
+# %% tags=["full-width"]
 runs_cfg, sweep_cfg = setup["runs"], setup["sweep"]
 source = {"bijection": "chapter 1", "hmm": "chapter 2"}
 params = {(name, arch): profiles.count_params(cfgs[0].model, cfgs[0].task)

@@ -94,7 +94,7 @@ display(Markdown(plotting.markdown_table(
 #
 # For the bijection, `resolve_last=4` adds the separation of the four lowest entropy levels.
 
-# %%
+# %% tags=["full-width"]
 trajectories = {name: [dynamics.trajectory(run, probes[name], resolve_last=4 if name == "bijection" else 0)
                        for run in rs] for name, rs in runs.items()}
 summaries = {name: [t.summary() for t in ts] for name, ts in trajectories.items()}

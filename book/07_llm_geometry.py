@@ -117,7 +117,7 @@ display(Markdown(plotting.markdown_table(
 # independently across prompts (same marginals, no shared axis). The untrained model runs the
 # same prompts.
 
-# %%
+# %% tags=["full-width"]
 values = {name: pool_run["values"][idx, -1] for name, idx in sets.items()}
 init_values = {name: llm_runs.last_token_pass(models.init, init_id, [texts[i] for i in sets[name]],
                                               layers=(last,))["values"][:, 0] for name in ("mixed", "math")}

@@ -7,8 +7,8 @@ temporary folder) and checks that:
 - no page loads anything from a CDN: maths, theme and search must work with no network;
 - the MathJax <script> points at the vendored copy, and that file is in the output;
 - served on 127.0.0.1 and opened in headless Chromium (Debian's `chromium`), every page
-  typesets its maths, every figure loads, search finds a chapter, and no request leaves the
-  machine. Screenshots go to _build/screenshots.
+  typesets its maths, every figure loads, no table is wider than its column at 1280 px,
+  search finds a chapter, and no request leaves the machine. Screenshots go to _build/screenshots.
 Takes under a minute: notebooks are not executed (execute_notebooks: "off").
 """
 
@@ -169,6 +169,10 @@ def test_book_in_a_browser(build) -> None:
             images = page.eval_on_selector_all(
                 "main img", "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth > 0])")
             assert all(ok for _, ok in images), f"{name}: figures that did not load: {[s for s, ok in images if not ok]}"
+            too_wide = page.eval_on_selector_all(  # at a laptop's 1280 px a reader should not scroll a table
+                "main table", "els => els.filter(t => t.scrollWidth > t.parentElement.clientWidth + 1)"
+                              ".map(t => Array.from(t.querySelectorAll('th')).map(h => h.innerText).join(' | '))")
+            assert not too_wide, f"{name}: tables wider than their column (narrow them or tag the cell full-width): {too_wide}"
             if re.match(r"book/\d\d_", name):
                 assert images, f"{name}: a chapter with no figure"
                 assert page.locator("mjx-container").count() > 0, f"{name}: no typeset maths"
