@@ -18,9 +18,9 @@ setup:  ## install the pinned requirements and the lib package
 # default: execute each chapter in place (the committed .ipynb is the record);
 # any other profile writes its executed notebooks under _build/$(PROFILE).
 # A full default reproduction leaves _build/reproduce.stamp, dated from its start: every
-# artifact it read (lib/cache.py marks reads) is newer.
+# artifact it read (lib/cache.py marks reads) is newer. The stamp names the cache it read.
 reproduce:  ## re-execute every chapter with papermill (PROFILE=default|paper)
-	mkdir -p _build && touch _build/reproduce.started
+	mkdir -p _build && echo "$(RUNS)" > _build/reproduce.started
 	for py in $(CHAPTERS); do \
 	  nb=$${py%.py}.ipynb; \
 	  jupytext --to ipynb --update -q $$py; \
@@ -40,6 +40,7 @@ timed-reproduce:  ## make reproduce, timed per chapter, into data/timings/$(LABE
 
 prune:  ## delete the cached artifacts that the last full `make reproduce` did not read
 	@test -f _build/reproduce.stamp || { echo "prune: no full default reproduction on record; run make reproduce"; exit 1; }
+	@test "$$(cat _build/reproduce.stamp)" = "$(RUNS)" || { echo "prune: the last full reproduction read $$(cat _build/reproduce.stamp), not $(RUNS)"; exit 1; }
 	find $(RUNS) -type f ! -newer _build/reproduce.stamp -print -delete
 
 smoke:  ## execute every chapter on the smoke profile (seconds each), outputs under _build/smoke
