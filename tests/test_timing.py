@@ -47,6 +47,10 @@ def test_record_gives_each_new_run_to_its_chapter_and_counts_the_other_files(tmp
     assert "**10 minutes** end to end" in section and "trained 2 runs and computed 1 other files" in section
     assert f"came out different: {changed}" in section
     assert "match the ones it started from" in ledger.timing_section({**rec, "claims_changed": []})
+    assert "training (`make train`)" not in section  # the chapters trained their own runs
+    with_training = timed.record("test", runs_dir, before, seconds=600, claims_before=claims_before, training_seconds=240)
+    assert with_training["training_minutes"] == 4.0
+    assert "| training (`make train`), every missing run | 4.0 |" in ledger.timing_section(with_training)
 
 
 def test_bench_report_orders_models_by_their_total_cost_and_sums_the_chapters():
@@ -55,8 +59,19 @@ def test_bench_report_orders_models_by_their_total_cost_and_sums_the_chapters():
               "workers": 2,
               "models": [{"run": "cheap", "params": 10, "steps_per_s": 50.0, "minutes_per_run": 1.0, "runs": 3, "peak_rss_mb": 1},
                          {"run": "dear", "params": 10, "steps_per_s": 2.0, "minutes_per_run": 20.0, "runs": 1, "peak_rss_mb": 1}],
-              "chapters": [{"chapter": 1, "runs": 3, "worker_minutes": 3.0, "wall_minutes": 2.0},
-                           {"chapter": 4, "runs": 1, "worker_minutes": 20.0, "wall_minutes": 20.0}]}
+              "chapters": [{"chapter": 1, "runs": 3, "worker_minutes": 3.0},
+                           {"chapter": 4, "runs": 1, "worker_minutes": 20.0}]}
     text = bench.report(result)
     assert text.index("| dear |") < text.index("| cheap |")
-    assert "| **all** | 4 | **23** | **22** |" in text
+    assert "| **all** | 4 | **23** |" in text
+    assert "20 minutes on 2 cores" in text  # the 20-minute run on one worker, the three 1-minute runs on the other
+
+
+
+def test_make_train_asks_for_every_run_of_the_chosen_chapters(monkeypatch):
+    trainer, asked = load_script("train"), []
+    monkeypatch.setattr(trainer.cache, "train_missing", lambda cfgs: asked.extend(cfgs))
+    monkeypatch.setattr(sys, "argv", ["train.py", "--profile", "smoke", "book/03_geometry.py", "book/05_gradient_laws.py"])
+    trainer.main()
+    expected = [*profiles.run_configs(profiles.c3("smoke")), *profiles.run_configs(profiles.c5("smoke"))]
+    assert asked == expected and {cfg.task.name for cfg in asked} == {"bijection", "sawtooth", "hmm"}

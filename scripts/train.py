@@ -1,0 +1,25 @@
+"""Train every run the given chapters need that is not in the cache, all of them at once before
+any chapter executes: longest first, one one-thread worker per core (lib.cache.train_missing).
+Run by `make reproduce` (as `make train`); the chapters then find their runs in the cache.
+Packing every chapter's runs together keeps all the cores busy until the last run ends.
+
+    python scripts/train.py [--profile default] book/01_bijection.py book/04_architectures.py ...
+"""
+import argparse
+from pathlib import Path
+
+from lib import cache, profiles
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default="default", choices=profiles.PROFILES)
+    parser.add_argument("chapters", nargs="+", help="chapter sources, e.g. book/01_bijection.py")
+    args = parser.parse_args()
+    numbers = [int(Path(chapter).name[:2]) for chapter in args.chapters]
+    cfgs = [cfg for n in numbers for cfg in profiles.run_configs(profiles.CHAPTERS[n](args.profile))]
+    cache.train_missing(cfgs)
+
+
+if __name__ == "__main__":
+    main()
