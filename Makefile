@@ -1,5 +1,5 @@
-# The only entry point. `make setup reproduce book` re-executes every chapter and renders the
-# book; `make setup test` runs the tests. PROFILE=paper uses the papers' sizes (for a GPU).
+# The only entry point. `make setup reproduce book` trains what is missing, re-executes every chapter
+# and renders the book; `make setup test` runs the tests. PROFILE=paper uses the papers' sizes (for a GPU).
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
