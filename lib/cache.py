@@ -4,10 +4,10 @@ The key hashes the run's canonical config and the source of every module that sh
 training, so a changed config or changed training code can never return an old result.
 Writes are atomic (temporary name, then rename): an interrupted run leaves nothing behind,
 and a restarted `make reproduce` redoes only what is missing; every read marks an artifact
-used, so `make prune` can delete what a full reproduction no longer reads. The same store holds artifacts
-computed from runs or models (evaluations, ablations, activations, the EM-vs-SGD experiment),
-keyed by what they were computed from and the source of the code that computed them, so that
-re-executing a chapter reads them in seconds.
+used, so `make prune` can delete what a full reproduction no longer reads. The same store
+holds artifacts computed from runs or models (evaluations, ablations, activations, the
+EM-vs-SGD experiment), keyed by what they were computed from and the source of the code that
+computed them, so that re-executing a chapter reads them in seconds.
 
 Used by: every chapter.
 """
@@ -76,6 +76,12 @@ def load(path) -> Run:
     return Run(cfg, model.eval(), saved["history"], saved["train_seconds"], saved["snapshots"])
 
 
+def train_seconds(path) -> float:
+    """How long the saved run at `path` took to train, as it recorded it (no model is built,
+    and the read does not count as a use for `make prune`)."""
+    return torch.load(path, map_location="cpu", weights_only=True)["train_seconds"]
+
+
 def atomic_save(obj, path) -> None:
     """torch.save under a temporary name, then rename: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +106,7 @@ def get_or_train(cfg: RunConfig, progress: bool = True) -> Run:
 
 
 def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the platform has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -327,9 +327,10 @@ def c4(profile: str) -> dict:
     (accumulation), "hmm" (transport) and "recall" (binding), each with the architectures of
     `C4_ARCHS`; "sweep": {n_pairs: {arch: [RunConfig]}} (recall with more or fewer stored
     pairs, transformer and Mamba); "pad_convention": [RunConfig] (the recall transformer with
-    the answer read at the PAD, as the authors' generator attaches it); the evaluation sizes ("eval_size" per task, "geometry_size"
-    in HMM sequences for C15, "test_K" for the HMM); C15's evaluation stream
-    ("geometry_offset"); and which runs are chapter 1's and 2's ("reused").
+    the answer read at the PAD, as the authors' generator attaches it); the evaluation sizes
+    ("eval_size" per task, "geometry_size" in HMM sequences for C15, "test_K" for the HMM);
+    C15's evaluation stream ("geometry_offset"); and which runs are chapter 1's and 2's
+    ("reused").
 
     Chapter 1's transformer and flat MLP and chapter 2's transformer, flat MLP and LSTM are
     the very RunConfigs of `c1` and `c2`, so the cache returns their runs."""

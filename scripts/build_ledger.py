@@ -6,8 +6,6 @@ records that the chapters' runs wrote, the times from the papermill metadata of 
 """
 import json
 
-import torch
-
 from bench import report as bench_report
 from lib import cache, claims, paths, profiles
 from lib.config import RunConfig
@@ -90,7 +88,7 @@ def training_minutes(cfgs: list[RunConfig]) -> float | None:
     run_paths = [cache.run_path(cfg) for cfg in cfgs]
     if not all(path.exists() for path in run_paths):
         return None
-    return sum(torch.load(path, map_location="cpu", weights_only=True)["train_seconds"] for path in run_paths) / 60
+    return sum(map(cache.train_seconds, run_paths)) / 60
 
 
 def execution_report() -> str:

@@ -16,10 +16,9 @@ import os
 import subprocess
 import time
 
-import torch
-
 from bench import machine
 from lib import cache, claims, paths, profiles
+
 
 def listing(runs_dir) -> set[str]:
     return {f.name for f in runs_dir.iterdir()} if runs_dir.exists() else set()
@@ -41,8 +40,7 @@ def record(label: str, runs_dir, before: set[str], seconds: float, claims_before
     for notebook in sorted((paths.ROOT / "book").glob("[0-9][0-9]_*.ipynb")):
         number, meta = int(notebook.stem[:2]), json.loads(notebook.read_text())["metadata"]["papermill"]
         trained = sorted(name for name in new if chapter_of.get(name) == number)
-        worker_seconds = sum(torch.load(runs_dir / name, map_location="cpu", weights_only=True)["train_seconds"]
-                             for name in trained)
+        worker_seconds = sum(cache.train_seconds(runs_dir / name) for name in trained)
         chapters.append({"chapter": notebook.stem, "minutes": round(meta["duration"] / 60, 2),
                          "runs_trained": len(trained), "training_worker_minutes": round(worker_seconds / 60, 1)})
     return {"label": label, "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M"),
