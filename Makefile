@@ -6,9 +6,14 @@ PYTHON ?= python3
 PROFILE ?= default
 ALL_CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.py))
 CHAPTERS ?= $(ALL_CHAPTERS)
+ifneq ($(filter-out $(ALL_CHAPTERS),$(CHAPTERS)),)
+$(error CHAPTERS: no chapter $(filter-out $(ALL_CHAPTERS),$(CHAPTERS)); the chapters are $(ALL_CHAPTERS))
+endif
+# Every command imports this checkout's lib, whichever one the environment has installed.
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
 
-.PHONY: setup train reproduce timed-reproduce prune smoke book test bench clean-build
+.PHONY: setup train reproduce timed-reproduce prune smoke book test bench golden clean-build
 
 setup:  ## install the pinned requirements and the lib package
 	$(PYTHON) -m pip install -r requirements.txt
@@ -18,31 +23,35 @@ setup:  ## install the pinned requirements and the lib package
 train:  ## train every run the chapters need that is not in the cache, on every core, before they execute
 	$(PYTHON) scripts/train.py --profile $(PROFILE) $(CHAPTERS)
 
-# default: execute each chapter in place (the committed .ipynb is the record);
-# any other profile writes its executed notebooks under _build/$(PROFILE).
-# A full default reproduction leaves _build/reproduce.stamp, dated from its start: every
-# artifact it read (lib/cache.py marks reads) is newer. The stamp names the cache it read.
+# default: execute each chapter into a temporary notebook, moved over the committed .ipynb (the
+# record) only when it succeeded; any other profile writes its executed notebooks under
+# _build/$(PROFILE). A full default reproduction leaves _build/reproduce.stamp, dated from its
+# own start (a file of its own, _build/reproduce.started.PID, while it runs): every artifact it
+# read (lib/cache.py marks reads) is newer. The stamp names the cache it read.
 reproduce:  ## train what is missing, then re-execute every chapter with papermill (PROFILE=default|paper)
-	mkdir -p _build && echo "$(RUNS)" > _build/reproduce.started
-	$(MAKE) train
+	mkdir -p _build/executing
+	started=_build/reproduce.started.$$$$; echo "$(RUNS)" > $$started; trap 'rm -f $$started' EXIT; \
+	$(PYTHON) scripts/train.py --profile $(PROFILE) $(CHAPTERS); \
 	for py in $(CHAPTERS); do \
-	  nb=$${py%.py}.ipynb; \
-	  jupytext --to ipynb --update -q $$py; \
+	  nb=$${py%.py}.ipynb; tmp=_build/executing/$$(basename $$nb); \
+	  cp $$nb $$tmp; jupytext --to ipynb --update -q -o $$tmp $$py; \
 	  if [ "$(PROFILE)" = default ]; then \
-	    papermill --cwd book $$nb $$nb; \
+	    papermill --cwd book $$tmp $$tmp; mv $$tmp $$nb; \
 	  else \
 	    mkdir -p _build/$(PROFILE); \
-	    papermill --cwd book -p profile $(PROFILE) $$nb _build/$(PROFILE)/$$(basename $$nb); \
+	    papermill --cwd book -p profile $(PROFILE) $$tmp _build/$(PROFILE)/$$(basename $$nb); \
 	  fi; \
-	done
+	done; \
 	if [ "$(CHAPTERS)" = "$(ALL_CHAPTERS)" ] && [ "$(PROFILE)" = default ]; then \
-	  mv _build/reproduce.started _build/reproduce.stamp; fi
+	  mv $$started _build/reproduce.stamp; fi
 
 timed-reproduce:  ## make reproduce, timed per chapter, into data/timings/$(LABEL).json (COLD=1: empty cache)
 	@test -n "$(LABEL)" || { echo "timed-reproduce: give a LABEL, e.g. make timed-reproduce LABEL=cold-2cpu COLD=1"; exit 1; }
 	$(PYTHON) scripts/timed_reproduce.py $(LABEL) $(if $(COLD),--cold)
 
 prune:  ## delete the cached artifacts that the last full `make reproduce` did not read
+	@for f in _build/reproduce.started.*; do [ -e "$$f" ] && kill -0 "$${f##*.}" 2>/dev/null && \
+	  { echo "prune: a reproduction is running (process $${f##*.}); prune after it ends"; exit 1; }; done; true
 	@test -f _build/reproduce.stamp || { echo "prune: no full default reproduction on record; run make reproduce"; exit 1; }
 	@test "$$(cat _build/reproduce.stamp)" = "$(RUNS)" || { echo "prune: the last full reproduction read $$(cat _build/reproduce.stamp), not $(RUNS)"; exit 1; }
 	find $(RUNS) -type f ! -newer _build/reproduce.stamp -print -delete
@@ -62,8 +71,13 @@ book:  ## render the executed notebooks to HTML (no execution), strictly
 test:  ## unit tests, smoke execution of every chapter, pairing and book build
 	$(PYTHON) -m pytest -q
 
-bench:  ## training speed and memory of every model the book trains, and the training time of a cold reproduction
-	$(PYTHON) scripts/bench.py
+golden:  ## after a VERSION bump: record the golden numerics (tests/test_golden_numerics.py)
+	$(PYTHON) tests/test_golden_numerics.py
+
+# the code before the speed work; `make bench` times every model under it on the other core
+BASELINE ?= 74716a9
+bench:  ## training speed and memory of every model the book trains beside BASELINE's, and a cold reproduction's training time
+	$(PYTHON) scripts/bench.py --baseline $(BASELINE)
 
 clean-build:
 	rm -rf _build

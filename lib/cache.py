@@ -1,59 +1,60 @@
 """The one artifact cache: trained runs under data/runs, keyed by content.
 
-The key hashes the run's canonical config and the source of every module that shapes
-training, so a changed config or changed training code can never return an old result.
+The key hashes the run's canonical config and the VERSION of every piece of code whose numbers
+it depends on (`code_versions`), so a changed config, or code that computes other numbers,
+never returns an old result, while a comment or a refactor retrains nothing.
 Writes are atomic (temporary name, then rename): an interrupted run leaves nothing behind,
 and a restarted `make reproduce` redoes only what is missing; every read marks an artifact
 used, so `make prune` can delete what a full reproduction no longer reads. The same store
 holds artifacts computed from runs or models (evaluations, ablations, activations, the
-EM-vs-SGD experiment), keyed by what they were computed from and the source of the code that
-computed them, so that re-executing a chapter reads them in seconds.
+EM-vs-SGD experiment), keyed by what they were computed from and the VERSION of the modules
+that computed them, so that re-executing a chapter reads them in seconds.
 
 Used by: every chapter.
 """
 import contextlib
+import ctypes
 import dataclasses
+import fcntl
 import hashlib
-import inspect
+import importlib
 import json
 import multiprocessing
 import os
+import signal
+import sys
+import tempfile
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from lib import paths
+from lib import metrics, paths
+from lib import train as train_module
 from lib.config import RunConfig
 from lib.model import ARCHITECTURES, build_model
 from lib.profiles import count_params
 from lib.train import Run, default_device, train
 
-# The code every trained run depends on, plus (in `source_files`) its own task's module and,
-# for an architecture defined outside model.py (Mamba), that module. Analysis-only modules
-# and the task registry (names -> classes) are left out on purpose, so that adding a
-# chapter's task, architecture or analysis never invalidates another chapter's runs.
-TRAINING_SOURCES = ("config.py", "hooks.py", "model.py", "train.py", "metrics.py", "tasks/batch.py")
+def code_versions(cfg: RunConfig) -> dict[str, int]:
+    """The versions of the code whose numbers a run depends on: the training loop, the metrics
+    of its learning curve, its architecture and its task. Each is a VERSION constant beside that
+    code, bumped when a change alters the numbers (tests/test_golden_numerics.py catches a change
+    that forgot to): a comment, a docstring or a refactor retrains nothing."""
+    return {"train": train_module.VERSION, "metrics": metrics.VERSION,
+            "model": ARCHITECTURES[cfg.model.arch].VERSION, "task": type(cfg.task).VERSION}
 
 
-def source_files(cfg: RunConfig) -> list[Path]:
-    lib_dir = Path(__file__).parent
-    own = {Path(inspect.getfile(type(cfg.task))), Path(inspect.getfile(ARCHITECTURES[cfg.model.arch]))}
-    extra = sorted(f.relative_to(lib_dir).as_posix() for f in own)
-    return [paths.ROOT / "lib" / name for name in dict.fromkeys((*TRAINING_SOURCES, *extra))]
-
-
-def code_hash(cfg: RunConfig) -> str:
-    digest = hashlib.sha256()
-    for f in source_files(cfg):
-        digest.update(f.relative_to(paths.ROOT).as_posix().encode() + b"\0" + f.read_bytes())
-    return digest.hexdigest()
+def run_key_text(cfg: RunConfig) -> str:
+    """What a run's cache key hashes, as canonical JSON: its config and its code versions. The
+    run's file holds it too, so a file is never read as another run's."""
+    return json.dumps({"config": cfg.to_dict(), "code": code_versions(cfg)}, sort_keys=True)
 
 
 def run_key(cfg: RunConfig) -> str:
-    blob = json.dumps(cfg.to_dict(), sort_keys=True) + code_hash(cfg)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return hashlib.sha256(run_key_text(cfg).encode()).hexdigest()[:16]
 
 
 def run_path(cfg: RunConfig):
@@ -67,13 +68,44 @@ def mark_used(path) -> None:
         os.utime(path)
 
 
+def read(path, key_text: str) -> dict | None:
+    """The dict saved at `path` for the key `key_text`, or None when there is none. A file that
+    cannot be read, or that holds another key's result (a file copied over another, an older
+    format), is moved aside to NAME.bad with a one-line warning naming it and what is wrong,
+    and reads as absent: the caller recomputes it."""
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        problem = None if isinstance(saved, dict) and saved.get("key") == key_text else "it holds another key's result"
+    except Exception as error:  # noqa: BLE001 - truncated, empty, not a torch file: all unreadable
+        problem = f"unreadable ({type(error).__name__}: {(str(error).splitlines() or [''])[0][:120]})"
+    if problem is None:
+        mark_used(path)
+        return saved
+    aside = path.with_name(path.name + ".bad")
+    os.replace(path, aside)
+    warnings.warn(f"{path}: {problem}; moved aside to {aside.name}, computing it again", stacklevel=2)
+    return None
+
+
 def load(path) -> Run:
-    mark_used(path)
+    """The run saved at `path`, its model rebuilt from the saved config and loaded strictly."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
+    return run_from(saved)
+
+
+def run_from(saved: dict) -> Run:
     cfg = RunConfig.from_dict(saved["config"])
     model = build_model(cfg.model, cfg.task)
     model.load_state_dict(saved["state_dict"], strict=True)
     return Run(cfg, model.eval(), saved["history"], saved["train_seconds"], saved["snapshots"])
+
+
+def read_run(cfg: RunConfig) -> Run | None:
+    """The cached run for `cfg`, or None (absent, or moved aside as unusable: `read`)."""
+    saved = read(run_path(cfg), run_key_text(cfg))
+    return None if saved is None else run_from(saved)
 
 
 def train_seconds(path) -> float:
@@ -91,17 +123,42 @@ def atomic_save(obj, path) -> None:
 
 
 def save(run: Run, path) -> None:
-    atomic_save({"config": run.config.to_dict(), "state_dict": run.model.state_dict(),
+    atomic_save({"key": run_key_text(run.config), "config": run.config.to_dict(), "state_dict": run.model.state_dict(),
                  "history": run.history, "train_seconds": run.train_seconds, "snapshots": run.snapshots}, path)
 
 
+def check_writable(folder: Path) -> None:
+    """Before any training: `folder` is, or can be made, a folder that takes a file."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise OSError(f"the cache folder {folder} cannot be written ({error.strerror or error}); "
+                      "set BAR_RUNS_DIR to a writable folder") from None
+
+
+@contextlib.contextmanager
+def run_lock(cfg: RunConfig):
+    """Hold the run's lock (an advisory lock on a file beside the cache, which the system
+    releases when its holder dies): two trainers of one run never train it twice."""
+    path = paths.RUNS / ".locks" / f"{run_path(cfg).stem}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # waits while another process trains this run
+        yield
+
+
 def get_or_train(cfg: RunConfig, progress: bool = True) -> Run:
-    """The cached run for `cfg`, training (and caching) it first if there is none."""
-    path = run_path(cfg)
-    if path.exists():
-        return load(path)
-    run = train(cfg, progress=progress)
-    save(run, path)
+    """The cached run for `cfg`, training (and caching) it first if there is none. A second
+    trainer of the same run, here or in another process, waits for the first and reads its result."""
+    run = read_run(cfg)
+    if run is None:
+        check_writable(paths.RUNS)
+        with run_lock(cfg):
+            run = read_run(cfg)  # finished by another trainer while this one waited
+            if run is None:
+                run = train(cfg, progress=progress)
+                save(run, run_path(cfg))
     return run
 
 
@@ -116,11 +173,12 @@ def train_missing(cfgs: list[RunConfig], workers: int | None = None) -> None:
     too small for one process to keep two cores busy, and a run trained in a worker is the run
     trained here. On a GPU they train one after another."""
     workers = workers or usable_cores()
-    missing = training_order({run_path(cfg): cfg for cfg in cfgs if not run_path(cfg).exists()}.values())
+    check_writable(paths.RUNS)
+    missing = training_order({run_path(cfg): cfg for cfg in cfgs if read_run(cfg) is None}.values())
     if len(missing) > 1 and workers > 1 and default_device().type == "cpu":
         print(f"training {len(missing)} runs in {workers} processes, longest first", flush=True)
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe inside a notebook kernel
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)) as pool:
             for label, seconds in pool.map(_train_one_thread, missing):
                 print(f"  {label}: trained in {seconds / 60:.1f} min", flush=True)
     else:
@@ -132,7 +190,7 @@ def get_or_train_all(groups: dict[str, list[RunConfig]], workers: int | None = N
     """The cached runs of every group ({name: [RunConfig, ...]}, as the profiles give them),
     training the missing ones first (`train_missing`)."""
     train_missing([cfg for group in groups.values() for cfg in group], workers)
-    return {name: [load(run_path(cfg)) for cfg in group] for name, group in groups.items()}
+    return {name: [get_or_train(cfg) for cfg in group] for name, group in groups.items()}
 
 
 def training_order(cfgs) -> list[RunConfig]:
@@ -151,45 +209,65 @@ def wall_minutes(minutes: list[float], workers: int = 2) -> float:
     return max(free_at)
 
 
+def _die_with(parent: int) -> None:
+    """In a training worker: ask the kernel to kill this process when its parent dies, even by
+    SIGKILL (Linux's parent-death signal), so that no orphan trains on beside a restart."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the request
+            os._exit(1)
+
+
 def _train_one_thread(cfg: RunConfig) -> tuple[str, float]:
     torch.set_num_threads(1)
-    run = train(cfg, progress=False)
-    save(run, run_path(cfg))
+    run = get_or_train(cfg, progress=False)
     return cfg.label, run.train_seconds
 
 
 # Generic content-keyed artifacts (e.g. activations of a pretrained LM): the key hashes a
-# canonical JSON description of what was computed plus the source of the lib modules that
+# canonical JSON description of what was computed plus the VERSION of each lib module that
 # computed it. Same atomic writes as runs; nothing here changes how trained runs are keyed.
 
-def artifact_path(kind: str, key: dict, sources: tuple[str, ...]):
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
-    for name in sorted(sources):
-        digest.update(name.encode() + b"\0" + (paths.ROOT / "lib" / name).read_bytes())
-    return paths.RUNS / f"{kind}-{digest.hexdigest()[:16]}.pt"
+def module_versions(modules: tuple[str, ...]) -> dict[str, int]:
+    """{module: its VERSION} for lib modules named like "geometry" or "tasks.hmm"."""
+    versions = {}
+    for name in modules:
+        module = importlib.import_module(f"lib.{name}")
+        if not isinstance(getattr(module, "VERSION", None), int):
+            raise AttributeError(f"lib.{name} has no integer VERSION: a cached result cannot be keyed by it")
+        versions[name] = module.VERSION
+    return versions
 
 
-def get_or_compute(kind: str, key: dict, sources: tuple[str, ...], compute) -> dict:
+def artifact_key_text(key: dict, modules: tuple[str, ...]) -> str:
+    return json.dumps({"key": key, "code": module_versions(modules)}, sort_keys=True)
+
+
+def artifact_path(kind: str, key: dict, modules: tuple[str, ...]):
+    return paths.RUNS / f"{kind}-{hashlib.sha256(artifact_key_text(key, modules).encode()).hexdigest()[:16]}.pt"
+
+
+def get_or_compute(kind: str, key: dict, modules: tuple[str, ...], compute) -> dict:
     """The cached result (a dict of tensors and plain values) of `compute()` for `key`,
-    computing and saving it first if absent. `sources`: lib files (relative to lib/) whose
-    code produced it. Used by: 02_hmm, 03_geometry, 05_gradient_laws, 07_llm_geometry."""
-    path = artifact_path(kind, key, sources)
-    if path.exists():
-        mark_used(path)
-        return torch.load(path, map_location="cpu", weights_only=True)
+    computing and saving it first if absent. `modules`: the lib modules whose code produced it
+    (their VERSIONs join the key). Used by: 02_hmm, 03_geometry, 05_gradient_laws, 07_llm_geometry."""
+    path, key_text = artifact_path(kind, key, modules), artifact_key_text(key, modules)
+    saved = read(path, key_text)
+    if saved is not None:
+        return saved["value"]
     result = compute()
-    atomic_save(result, path)
+    atomic_save({"key": key_text, "value": result}, path)
     return result
 
 
-def get_or_compute_on_runs(kind: str, runs: list[Run], key: dict, sources: tuple[str, ...], compute) -> dict:
+def get_or_compute_on_runs(kind: str, runs: list[Run], key: dict, modules: tuple[str, ...], compute) -> dict:
     """`get_or_compute` for an evaluation of trained runs (scores, ablations, geometry): keyed by
-    each run's own cache key (its config and training code, `run_key`), by `key` (every other
-    value that shapes the result: batches, sizes, offsets) and by `sources` (the analysis code),
-    so a retrained run or changed analysis code can never return an old result."""
+    each run's own cache key (its config and code versions, `run_key`), by `key` (every other
+    value that shapes the result: batches, sizes, offsets) and by `modules` (the analysis code),
+    so a retrained run or a new version of the analysis can never return an old result."""
     if "runs" in key:
         raise ValueError("get_or_compute_on_runs: 'runs' is the key of the runs themselves; rename it")
-    return get_or_compute(kind, {"runs": [run_key(run.config) for run in runs], **key}, sources, compute)
+    return get_or_compute(kind, {"runs": [run_key(run.config) for run in runs], **key}, modules, compute)
 
 
 def digest(obj) -> str:

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from lib.tasks import make_task
+from lib.validate import check_field_types
 
 ARCHS = ("transformer", "mlp_flat", "mlp_local", "lstm", "mamba")
 TARGETS = ("soft", "sampled")
@@ -24,6 +25,7 @@ class ModelConfig:
                                # the one-hot prefix; n > 0 = shared n-dim token embeddings, flattened
 
     def __post_init__(self):
+        check_field_types(self)
         if self.arch not in ARCHS:
             raise ValueError(f"ModelConfig: unknown arch {self.arch!r}; choose from {ARCHS}")
         if min(self.d_model, self.n_layers, self.n_heads, self.d_mlp) < 1:
@@ -42,7 +44,7 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.1
     warmup: int = 200          # linear warm-up steps, then cosine decay to zero
-    grad_clip: float = 1.0
+    grad_clip: float | None = 1.0  # the largest gradient norm; None: no clipping
     target: str = "soft"       # soft: cross-entropy against the exact posterior; sampled: against the observed token
     seed: int = 0              # model initialisation and training data
     eval_every: int = 250      # learning-curve spacing, in steps
@@ -51,6 +53,14 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "snapshots", tuple(self.snapshots))  # JSON gives a list back
+        check_field_types(self)
+        if any(isinstance(s, bool) or not isinstance(s, int) for s in self.snapshots):
+            raise TypeError(f"TrainConfig: snapshots must be integer steps, got {self.snapshots}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"TrainConfig: grad_clip must be positive (None: no clipping), got {self.grad_clip}")
+        for name in ("weight_decay", "seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig: {name} must be >= 0, got {name}={getattr(self, name)}")
         if any(not 1 <= s <= self.steps for s in self.snapshots):
             raise ValueError(f"TrainConfig: snapshot steps must be in 1..steps={self.steps}, got {self.snapshots}")
         if self.target not in TARGETS:

@@ -25,6 +25,10 @@ from lib import cache, geometry, metrics
 from lib.tasks import hmm
 from lib.train import loss_fn
 
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
 
 def checkpoint_steps(run) -> list[int]:
     """Initialisation (step 0), every snapshot, and the final step."""
@@ -160,7 +164,7 @@ def measure(model, final, final_patterns, batch, cfg, resolve_last: int) -> dict
     return row
 
 
-SOURCES = ("dynamics.py", "geometry.py")
+MODULES = ("dynamics", "geometry")
 
 
 def trajectory(run, batch, resolve_last: int = 0) -> Trajectory:
@@ -176,7 +180,7 @@ def trajectory(run, batch, resolve_last: int = 0) -> Trajectory:
                 "values": {k: torch.tensor([r[k] for r in rows], dtype=torch.float64) for k in rows[0]}}
 
     saved = cache.get_or_compute_on_runs("trajectory", [run], {"probe": cache.digest(batch), "resolve_last": resolve_last},
-                                         SOURCES, compute)
+                                         MODULES, compute)
     return Trajectory(saved["steps"].numpy(), {k: v.numpy() for k, v in saved["values"].items()})
 
 

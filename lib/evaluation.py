@@ -18,8 +18,12 @@ import torch
 from lib import cache, geometry, metrics, stats, train
 from lib.tasks.hmm import forward_filter
 
-SOURCES = ("evaluation.py",)
-GEOMETRY_SOURCES = ("evaluation.py", "geometry.py")
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
+MODULES = ("evaluation",)
+GEOMETRY_MODULES = ("evaluation", "geometry")
 
 
 def reduce(scores: metrics.Scores, splits: dict[str, slice]) -> dict:
@@ -82,7 +86,7 @@ def scores_by_length(runs: dict[str, list], task, batches: dict, splits: dict[st
     key = {"names": list(runs), "batches": {str(K): cache.digest(b) for K, b in batches.items()},
            "splits": _json_slices(splits)}
     return cache.get_or_compute_on_runs("scores", [r for rs in runs.values() for r in rs], key,
-                                        SOURCES, compute)
+                                        MODULES, compute)
 
 
 def zero_untrained(trained_len: int):
@@ -121,13 +125,13 @@ def position_handling(runs: list, batch, trained_len: int, splits: dict[str, sli
         return out
 
     key = {"batch": cache.digest(batch), "trained_len": trained_len, "splits": _json_slices(splits)}
-    return cache.get_or_compute_on_runs("position-handling", runs, key, SOURCES, compute)
+    return cache.get_or_compute_on_runs("position-handling", runs, key, MODULES, compute)
 
 
 # Chapter 3: lib.geometry's measurements of one run on one batch
 
 def _on_run(kind: str, run, batch, compute) -> dict:
-    return cache.get_or_compute_on_runs(kind, [run], {"batch": cache.digest(batch)}, GEOMETRY_SOURCES, compute)
+    return cache.get_or_compute_on_runs(kind, [run], {"batch": cache.digest(batch)}, GEOMETRY_MODULES, compute)
 
 
 def focusing(run, batch) -> geometry.Focusing:

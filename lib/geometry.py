@@ -18,6 +18,10 @@ from lib import metrics, stats
 from lib.model import build_model, skip_block, zero_head, zero_output
 from lib.tasks import hmm
 
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
 
 # Key orthogonality (C7, spec §4.1)
 

@@ -19,6 +19,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
 
 # The laws and their corollaries (spec §2.3)
 

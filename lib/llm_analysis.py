@@ -9,9 +9,13 @@ import torch
 
 from lib import cache, geometry, llm, llm_geometry, llm_interventions, llm_runs, prompts, stats, sula
 
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
 # The analyses below are cached (lib.cache) under these sources, keyed by their inputs' contents.
-SOURCES = ("llm_analysis.py", "llm_geometry.py", "geometry.py", "llm.py", "llm_interventions.py", "sula.py",
-           "metrics.py", "stats.py")
+MODULES = ("llm_analysis", "llm_geometry", "geometry", "llm", "llm_interventions", "sula",
+           "metrics", "stats")
 
 
 def prompt_sets(pool: list[dict], entropy: torch.Tensor, length: torch.Tensor, cfg: dict) -> dict:
@@ -42,7 +46,7 @@ def value_geometry(values: dict, entropy: torch.Tensor, sets: dict, init_values:
     """L1-L3 from last-layer values of the trained model (`values[name]` [n, d] per set) and of
     the random-initialisation control (`init_values`), against next-token entropy; cached."""
     key = {"inputs": cache.digest([values, entropy, sets, init_values]), "cfg": cfg}
-    return cache.get_or_compute("llm-value-geometry", key, SOURCES,
+    return cache.get_or_compute("llm-value-geometry", key, MODULES,
                                 lambda: _value_geometry(values, entropy, sets, init_values, cfg))
 
 
@@ -70,7 +74,7 @@ def key_orthogonality(models: llm_runs.Models, model_ids: tuple[dict, dict], n_t
     """L4 of the trained and untrained models (`models.trained()`, `models.init()`, identified by
     `model_ids`), loaded only if the result is not cached: see `_key_orthogonality`."""
     key = {"models": list(model_ids), "n_tokens": n_tokens, "seed": seed}
-    return cache.get_or_compute("llm-keys", key, SOURCES, lambda: _key_orthogonality(
+    return cache.get_or_compute("llm-keys", key, MODULES, lambda: _key_orthogonality(
         models.trained()[0], models.init()[0], n_tokens, seed))
 
 
@@ -269,7 +273,7 @@ def interventions(load, model_id: dict, eval_texts: list[str], eval_sula: list[d
     key = {"model": model_id, "last": last, "cfg": cfg, "inputs": cache.digest(
         [eval_texts, eval_sula, label_ids, {str(layer): a for layer, a in axes.items()}, heldout_values,
          heldout_entropy])}
-    return cache.get_or_compute("llm-interventions", key, SOURCES, compute)
+    return cache.get_or_compute("llm-interventions", key, MODULES, compute)
 
 
 def jsonable(obj):

@@ -13,6 +13,10 @@ import torch
 
 from lib import llm, metrics, sula
 
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
 
 def entropy_axis(values: torch.Tensor, entropy: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Unit direction of the covariance of value vectors with entropy (oriented so that the

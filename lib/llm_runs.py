@@ -15,7 +15,11 @@ import torch
 
 from lib import cache, llm, sula
 
-SOURCES = ("llm.py", "llm_runs.py")
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
+MODULES = ("llm", "llm_runs")
 
 
 class Models:
@@ -52,13 +56,13 @@ def _texts_hash(texts: list[str]) -> str:
 
 def layout(load, model_id: dict) -> llm.Layout:
     """`llm.layout` of the model `load()` returns (as `Models.trained`); cached."""
-    return llm.Layout(**cache.get_or_compute("llm-layout", {"model": model_id}, SOURCES,
+    return llm.Layout(**cache.get_or_compute("llm-layout", {"model": model_id}, MODULES,
                                              lambda: vars(llm.layout(load()[0]))))
 
 
 def label_ids(load, model_id: dict, condition: str) -> list[int]:
     """`sula.label_token_ids` of the tokenizer `load()` returns; cached."""
-    return cache.get_or_compute("llm-labels", {"model": model_id, "condition": condition}, (*SOURCES, "sula.py"),
+    return cache.get_or_compute("llm-labels", {"model": model_id, "condition": condition}, (*MODULES, "sula"),
                                 lambda: {"ids": sula.label_token_ids(load()[1], condition)})["ids"]
 
 
@@ -85,4 +89,4 @@ def last_token_pass(load, model_id: dict, texts: list[str], layers=(), attention
             res["attn_entropy"], res["attn_entropy_no_sink"] = out["attn_entropy"].float(), out["attn_entropy_no_sink"].float()
         return res
 
-    return cache.get_or_compute("llm-pass", key, SOURCES, compute)
+    return cache.get_or_compute("llm-pass", key, MODULES, compute)

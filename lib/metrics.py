@@ -10,6 +10,10 @@ from dataclasses import dataclass, fields
 
 import torch
 
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
 
 def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
     """H(p) = -sum p log2 p over the last axis, with 0 log 0 = 0."""

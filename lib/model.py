@@ -38,11 +38,21 @@ class Attention(nn.Module):
         q = self.hook_q(split(self.W_Q(x)))
         k = self.hook_k(split(self.W_K(x)))
         v = self.hook_v(split(self.W_V(x)))
+        if self.hook_attn_scores.attached or self.hook_pattern.attached:
+            z = self.explicit_attention(q, k, v)
+        else:  # nothing reads the [batch, head, pos, pos] tensors: the fused kernel never builds them
+            z = nn.functional.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True).transpose(1, 2)
+        return self.W_O(self.hook_z(z).reshape(batch, seq, d_model))
+
+    def explicit_attention(self, q, k, v) -> torch.Tensor:
+        """Attention written out, through its score and pattern hook points; what the fused
+        kernel computes, up to float rounding (tests/test_model.py)."""
+        seq = q.shape[1]
         scores = self.hook_attn_scores(torch.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.d_head))
-        causal = torch.ones(seq, seq, dtype=torch.bool, device=x.device).tril()
+        causal = torch.ones(seq, seq, dtype=torch.bool, device=q.device).tril()
         pattern = self.hook_pattern(scores.masked_fill(~causal, float("-inf")).softmax(dim=-1))
-        z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
-        return self.W_O(z.reshape(batch, seq, d_model))
+        return torch.einsum("bhqk,bkhd->bqhd", pattern, v)  # [batch, pos, head, d_head]
 
 
 class MLP(nn.Sequential):
@@ -77,6 +87,12 @@ class Transformer(Hooked):
     """Token + learned absolute position embeddings, pre-norm blocks, final RMSNorm, linear
     read-out over the task's outcomes (e.g. the V value tokens of the bijection)."""
 
+    # Each architecture's VERSION keys its runs (lib/cache.py): bump it when a change alters
+    # the numbers it computes, here or in what it shares (Attention, Block, MLP, build_model);
+    # tests/test_golden_numerics.py fails until you do. Version 2: fused attention, and
+    # compiled training (lib/train.py).
+    VERSION = 2
+
     def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int, n_out: int):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, cfg.d_model)
@@ -104,6 +120,8 @@ class ResidualMLP(Hooked):
     an embedding of t; then residual pre-norm MLP blocks. The linear map is a sum over
     positions j of a per-position map of token j: of its one-hot vector (a table row per
     (position, token), d_embed=0) or of a shared d_embed-dimensional token embedding."""
+
+    VERSION = 1
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int, n_out: int):
         super().__init__()
@@ -140,6 +158,8 @@ class ResidualMLP(Hooked):
 class LSTM(Hooked):
     """A recurrent baseline: token embeddings, stacked LSTM layers (position is implicit in the
     recurrence), final LayerNorm, linear read-out."""
+
+    VERSION = 1
 
     def __init__(self, cfg: ModelConfig, vocab_size: int, seq_len: int, n_out: int):
         super().__init__()

@@ -6,6 +6,18 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 CLAIMS = DATA / "claims"
 BUILD = ROOT / "_build"
-# Trained runs live under data/runs (committed, small). Tests point this elsewhere so
-# that a smoke run never lands beside the committed default-profile runs.
-RUNS = Path(os.environ["BAR_RUNS_DIR"]) if "BAR_RUNS_DIR" in os.environ else DATA / "runs"
+
+
+def runs_dir() -> Path:
+    """The artifact cache: data/runs (committed, small), or BAR_RUNS_DIR, resolved once to an
+    absolute path so that every process, whatever its working folder, uses the same one. Tests
+    point it elsewhere so that a smoke run never lands beside the committed default-profile runs."""
+    value = os.environ.get("BAR_RUNS_DIR")
+    if value is None:
+        return DATA / "runs"
+    if not value.strip():
+        raise ValueError("BAR_RUNS_DIR is empty: unset it (the cache is then data/runs) or name a folder")
+    return Path(value).expanduser().resolve()
+
+
+RUNS = runs_dir()

@@ -15,6 +15,10 @@ import torch
 
 from lib import cache, geometry, metrics, stats, train
 
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
 BINDING_TASKS = ("recall",)  # scored by accuracy: the posterior is a point mass
 
 
@@ -52,7 +56,7 @@ def run_scores(run, batch) -> metrics.Scores:
         return {f.name: getattr(scores, f.name).mean(1, keepdim=True) for f in dataclasses.fields(scores)}
 
     saved = cache.get_or_compute_on_runs("run-scores", [run], {"batch": cache.digest(batch)},
-                                         ("primitives.py", "metrics.py"), compute)
+                                         ("primitives", "metrics"), compute)
     return metrics.Scores(**saved)
 
 
@@ -72,7 +76,7 @@ def state_geometry(runs, batch, n_states: int, symbols: np.ndarray) -> dict:
     return cache.get_or_compute_on_runs("state-geometry", runs,
                                         {"batch": cache.digest(batch), "n_states": n_states,
                                          "symbols": cache.digest(symbols)},
-                                        ("primitives.py", "geometry.py", "metrics.py"), compute)
+                                        ("primitives", "geometry", "metrics"), compute)
 
 
 def learning_curve(run) -> tuple[np.ndarray, np.ndarray]:

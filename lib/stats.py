@@ -8,6 +8,10 @@ Used by: 01_bijection (C1) and every chapter that reports a mean over seeds.
 import scipy.stats
 import torch
 
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
 
 def bootstrap_ci(per_sequence: torch.Tensor, n_boot: int = 2000, seed: int = 0,
                  level: float = 0.95) -> tuple[float, float]:

@@ -20,6 +20,10 @@ import torch
 
 from lib import metrics
 
+# The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
+# Bump it when a change alters them; a comment or a refactor keeps it.
+VERSION = 1
+
 POSITIVE = ("happy", "great", "lovely", "joyful", "excellent", "wonderful", "pleasant", "cheerful",
             "delightful", "superb", "kind", "bright", "calm", "brilliant", "friendly", "gentle")
 NEGATIVE = ("sad", "awful", "terrible", "horrible", "nasty", "dreadful", "gloomy", "bitter",

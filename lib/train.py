@@ -7,18 +7,31 @@ from a seed stream that training never uses.
 Used by: 01_bijection (C1) and every chapter that trains.
 """
 import math
+import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm  # plain text bars: no widget dependency in notebooks
 
 from lib import metrics
-from lib.config import RunConfig
+from lib.config import RunConfig, TrainConfig
 from lib.hooks import Hooked
 from lib.model import build_model
 
 EVAL_SEED = 2_147_483_647  # evaluation batches; training seeds are small integers
+
+# The version of the numbers this loop trains to (with lib.metrics, the model's and the task's
+# VERSION, it keys every run: lib/cache.py). Bump it when a change alters them, even by float
+# rounding; tests/test_golden_numerics.py fails until you do.
+VERSION = 1
+
+# torch.compile of the forward pass and loss, where `make bench` measured it paying on this CPU:
+# the transformer (about 1.2x per step once fused attention is in) and not the MLPs, the LSTM
+# or Mamba. Its 10-40 s of compilation are repaid only in a run this long or longer.
+COMPILED_ARCHS = ("transformer",)
+COMPILE_MIN_STEPS = 1000
 
 
 def default_device() -> torch.device:
@@ -58,6 +71,33 @@ def lr_factor(step: int, warmup: int, steps: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
 
 
+def compiles(cfg: RunConfig) -> bool:
+    """Whether `train` compiles this run's forward pass: where it pays, unless BAR_COMPILE=0."""
+    return (os.environ.get("BAR_COMPILE", "1") != "0" and cfg.model.arch in COMPILED_ARCHS
+            and cfg.train.steps >= COMPILE_MIN_STEPS)
+
+
+def compiled_or_eager(fn):
+    """torch.compile(fn), falling back to fn itself, with one warning, when compilation is
+    impossible (no C++ compiler, an unsupported platform). Compilation happens at the first
+    call, before anything runs, so `fn` must be pure (a forward pass and its loss)."""
+    compiled = torch.compile(fn)
+    chosen = None
+
+    def call(*args):
+        nonlocal chosen
+        if chosen is None:
+            try:
+                result, chosen = compiled(*args), compiled
+                return result
+            except Exception as error:  # noqa: BLE001 - any compiler failure means: run eagerly
+                warnings.warn(f"torch.compile failed ({type(error).__name__}: {(str(error).splitlines() or [''])[0][:160]}); "
+                              "training eagerly", stacklevel=2)
+                chosen = fn
+        return chosen(*args)
+    return call
+
+
 def loss_fn(logits: torch.Tensor, batch, target: str) -> torch.Tensor:
     """Cross-entropy at the query positions, against the exact posterior (soft) or the
     observed outcome (sampled). Both have the posterior as their minimiser (Theorem 1);
@@ -68,19 +108,47 @@ def loss_fn(logits: torch.Tensor, batch, target: str) -> torch.Tensor:
     return torch.nn.functional.nll_loss(log_q.flatten(0, 1), batch.labels.flatten())
 
 
-def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = True) -> Run:
+def optimiser(model: Hooked, tc: TrainConfig) -> torch.optim.AdamW:
+    """AdamW at the run's peak learning rate (the schedule scales it). No weight decay on norms,
+    biases, or Mamba's A_log (decay rates, which it would pull towards A = -1)."""
+    decayed = {name for name, p in model.named_parameters() if p.dim() >= 2 and not name.endswith("A_log")}
+    decay = [p for name, p in model.named_parameters() if name in decayed]
+    no_decay = [p for name, p in model.named_parameters() if name not in decayed]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
+
+
+def training_step(model: Hooked, opt: torch.optim.Optimizer, tc: TrainConfig, compile: bool):
+    """`step(batch) -> loss`: the loss on one batch, backward, gradient clipping and an
+    optimiser step; with `compile`, the forward pass and loss go through torch.compile."""
+    def batch_loss(batch):
+        return loss_fn(model(batch.tokens), batch, tc.target)
+    if compile:
+        batch_loss = compiled_or_eager(batch_loss)
+
+    def step(batch):
+        loss = batch_loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if tc.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        opt.step()
+        return loss
+    return step
+
+
+def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = True,
+          compile: bool | None = None) -> Run:
+    """Train the run `cfg` describes. `compile`: torch.compile its forward pass and loss
+    (default: where that pays, `compiles`); either way the numbers agree to float rounding."""
     device = device or default_device()
     task, tc = cfg.task, cfg.train
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching global RNG
         torch.manual_seed(tc.seed)
         model = build_model(cfg.model, task).to(device)
-    # No weight decay on norms, biases, or Mamba's A_log (decay rates, which it would pull towards A = -1).
-    decayed = {name for name, p in model.named_parameters() if p.dim() >= 2 and not name.endswith("A_log")}
-    decay = [p for name, p in model.named_parameters() if name in decayed]
-    no_decay = [p for name, p in model.named_parameters() if name not in decayed]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
+    opt = optimiser(model, tc)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.warmup, tc.steps))
+    train_step = training_step(model, opt, tc, compiles(cfg) if compile is None else compile)
     data = torch.Generator(device).manual_seed(tc.seed)
     curve_batch = eval_batch(task, tc.eval_size, device)
 
@@ -88,12 +156,9 @@ def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = T
     start = time.perf_counter()
     bar = tqdm(range(1, tc.steps + 1), desc=cfg.label, disable=not progress, mininterval=2)
     for step in bar:
-        batch = task.sample(tc.batch_size, data)
-        loss = loss_fn(model(batch.tokens), batch, tc.target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-        opt.step()
+        loss = train_step(task.sample(tc.batch_size, data))
+        if not math.isfinite(loss.item()):  # a diverged run is an error, never a cached model
+            raise FloatingPointError(f"{cfg.label}: the loss is {loss.item()} at step {step}; training stopped")
         schedule.step()
         if step in tc.snapshots:
             run.snapshots[step] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

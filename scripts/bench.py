@@ -1,12 +1,16 @@
-"""Training speed and peak memory of every model the book trains, on this machine, and what a
-reproduction from an empty cache would spend training them, chapter by chapter; printed and
-written to data/bench/PROFILE.json (the claims ledger's execution report shows it).
+"""Training speed and peak memory of every model the book trains, on this machine, beside the
+same models under a baseline commit's code, and what a reproduction from an empty cache would
+spend training them, chapter by chapter; printed and written to data/bench/PROFILE.json (the
+claims ledger's execution report shows it).
 
-    python scripts/bench.py [--profile default] [--seconds 20] [--workers 2]
+    python scripts/bench.py [--profile default] [--seconds 20] [--baseline REV]
 
-Each distinct model, task and batch size is timed in its own one-thread process (its peak
-resident memory is its own), `--workers` of them at once, as `make reproduce` trains: two
-one-thread workers on a 2-core machine. Seeds do not change the speed, so a model is timed once.
+Each distinct model, task and batch size is timed in its own one-thread process (so its peak
+resident memory is its own), as `make train` trains: one one-thread worker per core. With
+--baseline, the baseline's process (its lib/ extracted from git) runs at the same time as
+ours on the other core, model by model, so both see the same machine. A model's step is
+`lib.train.training_step` (compiled where `train` compiles, so the first step's extra time is
+the compilation); seeds do not change the speed, so a model is timed once.
 """
 import argparse
 import dataclasses
@@ -15,50 +19,81 @@ import json
 import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-import torch
-
-from lib import cache, paths, profiles
-from lib.model import build_model, n_params
-from lib.plotting import markdown_table
-from lib.train import default_device, loss_fn
+ROOT = Path(__file__).resolve().parents[1]
+WORKERS = (2, 4, 8)  # cores: this machine, and larger laptops
 
 
 def machine() -> dict:
+    import torch
     with open("/proc/cpuinfo") as f:
         names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
     return {"cpus": os.cpu_count(), "cpu": names[0] if names else platform.processor(), "torch": torch.__version__}
 
 
-def bench_config(cfg, seconds: float) -> dict:
-    """Steps per second of one RunConfig's training step (after 5 warm-up steps), timed for
-    about `seconds`, and the process's peak memory."""
+def time_steps(cfg_dict: dict, seconds: float) -> dict:
+    """Steps per second of one run's training step, timed for about `seconds` after 5 warm-up
+    steps, the extra seconds its first step took (compilation, where there is one), and the
+    process's peak memory. Runs under whichever `lib` this process imports: ours or a
+    baseline's, whose train.py may predate `training_step` (then its loop, as it was)."""
+    import torch
+    from lib import train
+    from lib.config import RunConfig
+    from lib.model import build_model, n_params
     torch.set_num_threads(1)
-    device = default_device()
+    cfg = RunConfig.from_dict(cfg_dict)
     task, tc = cfg.task, cfg.train
-    model = build_model(cfg.model, task).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr)
-    gen = torch.Generator(device).manual_seed(0)
-    steps, start = -5, None
-    while start is None or time.perf_counter() - start < seconds:
+    model = build_model(cfg.model, task)
+    if hasattr(train, "training_step"):
+        step = train.training_step(model, train.optimiser(model, tc), tc, train.compiles(cfg))
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr)
+
+        def step(batch):
+            loss = train.loss_fn(model(batch.tokens), batch, tc.target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+    gen = torch.Generator().manual_seed(0)
+    durations, start = [], time.perf_counter()
+    while len(durations) < 7 or time.perf_counter() - start < seconds + sum(durations[:5]):
         batch = task.sample(tc.batch_size, gen)
-        loss = loss_fn(model(batch.tokens), batch, tc.target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        steps += 1
-        if steps == 0:
-            start = time.perf_counter()
-    steps_per_s = steps / (time.perf_counter() - start)
-    return {"params": n_params(model), "steps_per_s": round(steps_per_s, 2),
-            "minutes_per_run": round(tc.steps / steps_per_s / 60, 1),
+        t = time.perf_counter()
+        step(batch)
+        durations.append(time.perf_counter() - t)
+    timed = durations[5:]
+    step_seconds = sum(timed) / len(timed)
+    return {"params": n_params(model), "steps_per_s": round(1 / step_seconds, 2),
+            "first_step_extra_s": round(durations[0] - step_seconds, 1),
+            "minutes_per_run": round((tc.steps * step_seconds + max(0.0, durations[0] - step_seconds)) / 60, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
-WORKERS = (2, 4, 8)  # cores: this machine, and larger laptops
+def time_in_process(cfg, seconds: float, lib_root: Path | None) -> dict:
+    """`time_steps` in a fresh one-thread Python process importing `lib` from lib_root
+    (default: ours)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if lib_root is not None:
+        env["PYTHONPATH"] = str(lib_root)
+    done = subprocess.run([sys.executable, __file__, "--time-one", json.dumps(cfg.to_dict()), "--seconds", str(seconds)],
+                          env=env, cwd=lib_root or ROOT, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"timing {cfg.label} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def baseline_lib(rev: str, into: Path) -> Path:
+    """The baseline commit's lib/ (with its C++ sources), extracted from git into `into`."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "lib"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 def speed_key(cfg):
@@ -74,45 +109,78 @@ def describe(cfg) -> str:
     return ", ".join([cfg.label.rsplit("-s", 1)[0], *extra])
 
 
+def cold_training(models: list[dict], field: str = "minutes_per_run") -> str:
+    runs = sorted((r[field] for r in models for _ in range(r["runs"])), reverse=True)
+    from lib import cache
+    return ", ".join(f"{cache.wall_minutes(runs, w):.0f} minutes on {w} cores" for w in WORKERS)
+
+
 def report(result: dict) -> str:
-    """Markdown: where a cold reproduction's training time goes, by model and by chapter."""
+    """Markdown: where a cold reproduction's training time goes, by model and by chapter, and
+    against the baseline where one was timed."""
+    from lib.plotting import markdown_table
     m = result["machine"]
     text = (f"Measured by `make bench` ({result['finished'].replace('T', ' ')} UTC, {m['cpus']} CPUs, {m['cpu']}): "
-            f"each model's training step timed on one thread for {result['seconds']:.0f} s, {result['workers']} "
-            "models at a time; a run's minutes are its steps at that speed (its periodic evaluations and "
+            f"each model's training step timed on one thread for {result['seconds']:.0f} s; a run's minutes are "
+            "its steps at that speed plus its compilation, where it has one (its periodic evaluations and "
             "snapshots not counted).\n\n")
     by_cost = sorted(result["models"], key=lambda r: -r["runs"] * r["minutes_per_run"])
-    text += markdown_table(["run", "parameters", "steps/s", "minutes per run", "runs", "worker-minutes", "peak MB"],
-                           [[r["run"], f"{r['params']:,}", f"{r['steps_per_s']:.1f}", f"{r['minutes_per_run']:.1f}",
-                             r["runs"], f"{r['runs'] * r['minutes_per_run']:.0f}", r["peak_rss_mb"]] for r in by_cost])
+    baseline = result.get("baseline")
+    header = ["run", "parameters", "steps/s", "compile s", "minutes per run", "runs", "worker-minutes", "peak MB"]
+    rows = [[r["run"], f"{r['params']:,}", f"{r['steps_per_s']:.1f}", f"{r['first_step_extra_s']:.0f}",
+             f"{r['minutes_per_run']:.1f}", r["runs"], f"{r['runs'] * r['minutes_per_run']:.0f}", r["peak_rss_mb"]]
+            for r in by_cost]
+    if baseline:
+        header[3:3] = [f"steps/s at {baseline['rev']}", "speed-up"]
+        for row, r in zip(rows, by_cost):
+            row[3:3] = [f"{r['baseline']['steps_per_s']:.1f}", f"**{r['steps_per_s'] / r['baseline']['steps_per_s']:.2f}x**"]
+    text += markdown_table(header, rows)
     chapters = result["chapters"]
     rows = [[c["chapter"], c["runs"], f"{c['worker_minutes']:.0f}"] for c in chapters]
     rows.append(["**all**", sum(c["runs"] for c in chapters), f"**{sum(c['worker_minutes'] for c in chapters):.0f}**"])
-    runs = sorted((r["minutes_per_run"] for r in result["models"] for _ in range(r["runs"])), reverse=True)
-    walls = ", ".join(f"{cache.wall_minutes(runs, w):.0f} minutes on {w} cores" for w in WORKERS)
-    return (text + "\n\n" + markdown_table(["chapter", "runs it needs first", "worker-minutes"], rows)
-            + f"\n\n`make train` trains them all at once, longest first, one worker per core: {walls} "
-            f"(the last two if every core ran a worker as fast as these did, {result['workers']} at a time).\n")
+    text += ("\n\n" + markdown_table(["chapter", "runs it needs first", "worker-minutes"], rows)
+             + f"\n\n`make train` trains them all at once, longest first, one worker per core: "
+             f"{cold_training(result['models'])} (the last two if every core ran a worker as fast as these did).")
+    if baseline:
+        before = [{"runs": r["runs"], "minutes": r["baseline"]["minutes_per_run"]} for r in result["models"]]
+        text += (f" Under the baseline's code ({baseline['rev']}, timed beside ours): "
+                 f"{cold_training(before, 'minutes')}.")
+    return text + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per model")
-    parser.add_argument("--workers", type=int, default=2, help="models timed at once")
+    parser.add_argument("--baseline", help="a git revision whose code is timed beside ours, model by model")
+    parser.add_argument("--time-one", help=argparse.SUPPRESS)  # a worker: time one run config (JSON)
     args = parser.parse_args()
+    if args.time_one:
+        print(json.dumps(time_steps(json.loads(args.time_one), args.seconds)))
+        return
+    from lib import cache, paths, profiles
     by_chapter = {n: cache.training_order(cfgs) for n, cfgs in profiles.runs_by_chapter(args.profile).items() if cfgs}
     every = [speed_key(cfg) for cfgs in by_chapter.values() for cfg in cfgs]
     distinct = list(dict.fromkeys(every))
-    print(f"timing {len(distinct)} models, {args.workers} at a time, {args.seconds:.0f} s each", flush=True)
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), max_tasks_per_child=1) as pool:
-        speeds = dict(zip(distinct, pool.map(bench_config, distinct, [args.seconds] * len(distinct))))
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
+        base = baseline_lib(args.baseline, Path(tmp)) if args.baseline else None
+        print(f"timing {len(distinct)} models for {args.seconds:.0f} s each"
+              + (f", beside the same under {args.baseline}" if base else ", two at a time"), flush=True)
+        speeds = {}
+        if base:  # ours and the baseline's at the same time, model by model
+            for cfg in distinct:
+                ours, theirs = pool.map(lambda root: time_in_process(cfg, args.seconds, root), [None, base])
+                speeds[cfg] = {**ours, "baseline": theirs}
+                print(f"  {describe(cfg)}: {ours['steps_per_s']} steps/s, baseline {theirs['steps_per_s']}", flush=True)
+        else:
+            speeds = dict(zip(distinct, pool.map(lambda cfg: time_in_process(cfg, args.seconds, None), distinct)))
     chapters = []
     for number, cfgs in by_chapter.items():
         minutes = [speeds[speed_key(cfg)]["minutes_per_run"] for cfg in cfgs]
         chapters.append({"chapter": number, "runs": len(cfgs), "worker_minutes": round(sum(minutes), 1)})
-    result = {"profile": args.profile, "workers": args.workers, "seconds": args.seconds, "machine": machine(),
+    result = {"profile": args.profile, "seconds": args.seconds, "machine": machine(),
               "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M"),
+              **({"baseline": {"rev": args.baseline}} if args.baseline else {}),
               "models": [{"run": describe(cfg), "batch": cfg.train.batch_size, "positions": cfg.task.seq_len,
                           "runs": every.count(cfg), **s} for cfg, s in speeds.items()],
               "chapters": chapters}

@@ -8,7 +8,7 @@ Packing every chapter's runs together keeps all the cores busy until the last ru
 import argparse
 from pathlib import Path
 
-from lib import cache, profiles
+from lib import cache, paths, profiles
 
 
 def main():
@@ -16,6 +16,11 @@ def main():
     parser.add_argument("--profile", default="default", choices=profiles.PROFILES)
     parser.add_argument("chapters", nargs="+", help="chapter sources, e.g. book/01_bijection.py")
     args = parser.parse_args()
+    book = sorted((paths.ROOT / "book").glob("[0-9][0-9]_*.py"))
+    unknown = [chapter for chapter in args.chapters if (paths.ROOT / chapter).resolve() not in book]
+    if unknown:
+        parser.error(f"no chapter {' '.join(unknown)}; the chapters are "
+                     + " ".join(p.relative_to(paths.ROOT).as_posix() for p in book))
     numbers = [int(Path(chapter).name[:2]) for chapter in args.chapters]
     cfgs = [cfg for n in numbers for cfg in profiles.run_configs(profiles.CHAPTERS[n](args.profile))]
     cache.train_missing(cfgs)

@@ -181,12 +181,12 @@ def test_committed_pool_and_stratification():
 
 def test_artifact_key_changes_with_the_description(tmp_path):
     from lib import cache
-    a = cache.artifact_path("llm-pass", {"texts": "x"}, ("llm.py",))
-    assert a != cache.artifact_path("llm-pass", {"texts": "y"}, ("llm.py",))
-    assert a != cache.artifact_path("llm-pass", {"texts": "x"}, ("llm.py", "sula.py"))
+    a = cache.artifact_path("llm-pass", {"texts": "x"}, ("llm",))
+    assert a != cache.artifact_path("llm-pass", {"texts": "y"}, ("llm",))
+    assert a != cache.artifact_path("llm-pass", {"texts": "x"}, ("llm", "sula"))
     calls = []
-    first = cache.get_or_compute("t", {"k": 1}, ("llm.py",), lambda: calls.append(1) or {"v": torch.ones(2)})
-    again = cache.get_or_compute("t", {"k": 1}, ("llm.py",), lambda: calls.append(1) or {"v": torch.zeros(2)})
+    first = cache.get_or_compute("t", {"k": 1}, ("llm",), lambda: calls.append(1) or {"v": torch.ones(2)})
+    again = cache.get_or_compute("t", {"k": 1}, ("llm",), lambda: calls.append(1) or {"v": torch.zeros(2)})
     assert calls == [1] and torch.equal(first["v"], again["v"])
 
 

@@ -8,9 +8,11 @@ from lib import cache, train
 from lib.config import ModelConfig, RunConfig, TrainConfig
 from lib.mamba import DT_MAX, DT_MIN, selective_scan, selective_scan_reference
 from lib.model import build_model, skip_block, zero_head, zero_output
-from lib.tasks import make_task
+from lib.tasks import TASKS, make_task
 
 TASK = make_task("bijection", V=6, L=5)
+SMALL_TASKS = {"bijection": {"V": 6, "L": 5}, "hmm": {"K": 6, "K_max": 8}, "sawtooth": {"V": 6, "L": 5},
+               "recall": {"n_pairs": 4, "n_filler": 4, "n_keys": 8, "n_values": 8}}
 SMALL = {"transformer": ModelConfig(d_model=16, n_layers=2, n_heads=2, d_mlp=32),
          "mlp_flat": ModelConfig(arch="mlp_flat", d_model=16, n_layers=2, d_mlp=32),
          "mlp_local": ModelConfig(arch="mlp_local", d_model=16, n_layers=2, d_mlp=32),
@@ -50,6 +52,34 @@ def test_changing_a_later_token_never_changes_an_earlier_prediction(arch):
     torch.testing.assert_close(m(x)[:, :6], m(y)[:, :6])
     if arch != "mlp_local":  # the control sees no context; the others must
         assert not torch.allclose(m(x)[:, 6:], m(y)[:, 6:])
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_fused_attention_equals_the_explicit_path_with_gradients_for_every_task(name):
+    """Training runs the fused kernel (no hook reads the pattern); analysis runs the explicit
+    path. Same outputs at every position, same gradients, and the hooks both paths share
+    (here every block's hook_z) see the same activations."""
+    task = make_task(name, **SMALL_TASKS[name])
+    torch.manual_seed(0)
+    m = build_model(SMALL["transformer"], task)
+    x = task.sample(4, torch.Generator().manual_seed(0)).tokens
+    shared = [f"blocks.{i}.attn.hook_z" for i in range(2)]
+    patterns = [f"blocks.{i}.attn.hook_pattern" for i in range(2)]
+
+    def forward_backward(names):
+        m.zero_grad()
+        logits, acts = m.run_with_cache(x, names)
+        logits.pow(2).sum().backward()
+        return logits, acts, {k: p.grad.clone() for k, p in m.named_parameters()}
+
+    fused, explicit = forward_backward(shared), forward_backward(shared + patterns)
+    assert not m.blocks[0].attn.hook_pattern.attached  # run_with_cache removed its hooks
+    torch.testing.assert_close(fused[0], explicit[0], rtol=1e-5, atol=1e-6)
+    for name in shared:
+        torch.testing.assert_close(fused[1][name], explicit[1][name], rtol=1e-5, atol=1e-6)
+    for name, grad in fused[2].items():
+        torch.testing.assert_close(grad, explicit[2][name], rtol=1e-4, atol=1e-6, msg=name)
+    assert not torch.equal(fused[2]["blocks.0.attn.W_Q.weight"], torch.zeros_like(fused[2]["blocks.0.attn.W_Q.weight"]))
 
 
 def test_a_transformer_without_attention_sees_no_context():

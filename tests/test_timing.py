@@ -55,17 +55,22 @@ def test_record_gives_each_new_run_to_its_chapter_and_counts_the_other_files(tmp
 
 def test_bench_report_orders_models_by_their_total_cost_and_sums_the_chapters():
     bench = load_script("bench")
+    model = {"params": 10, "first_step_extra_s": 0.0, "peak_rss_mb": 1}
     result = {"machine": {"cpus": 2, "cpu": "x", "torch": "t"}, "finished": "2026-01-01T00:00", "seconds": 20,
-              "workers": 2,
-              "models": [{"run": "cheap", "params": 10, "steps_per_s": 50.0, "minutes_per_run": 1.0, "runs": 3, "peak_rss_mb": 1},
-                         {"run": "dear", "params": 10, "steps_per_s": 2.0, "minutes_per_run": 20.0, "runs": 1, "peak_rss_mb": 1}],
+              "models": [{"run": "cheap", "steps_per_s": 50.0, "minutes_per_run": 1.0, "runs": 3, **model},
+                         {"run": "dear", "steps_per_s": 2.0, "minutes_per_run": 20.0, "runs": 1, **model}],
               "chapters": [{"chapter": 1, "runs": 3, "worker_minutes": 3.0},
                            {"chapter": 4, "runs": 1, "worker_minutes": 20.0}]}
     text = bench.report(result)
     assert text.index("| dear |") < text.index("| cheap |")
     assert "| **all** | 4 | **23** |" in text
     assert "20 minutes on 2 cores" in text  # the 20-minute run on one worker, the three 1-minute runs on the other
-
+    result["baseline"] = {"rev": "abc123"}
+    result["models"][0]["baseline"] = {"steps_per_s": 25.0, "minutes_per_run": 2.0}
+    result["models"][1]["baseline"] = {"steps_per_s": 1.0, "minutes_per_run": 40.0}
+    text = bench.report(result)
+    assert "| dear | 10 | 2.0 | 1.0 | **2.00x** |" in text
+    assert "baseline's code (abc123, timed beside ours): 40 minutes on 2 cores" in text
 
 
 def test_make_train_asks_for_every_run_of_the_chosen_chapters(monkeypatch):

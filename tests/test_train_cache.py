@@ -1,7 +1,9 @@
 import dataclasses
 import os
-import shutil
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,26 +44,36 @@ def test_soft_and_sampled_losses_agree_in_expectation():
     torch.testing.assert_close(sampled, -log_q.gather(-1, batch.labels[..., None]).mean())
 
 
-def test_cache_key_changes_with_config_and_with_training_code(tmp_path, monkeypatch):
+def test_cache_key_changes_with_config_and_code_versions_never_with_source_text(tmp_path, monkeypatch):
     key = cache.run_key(CFG)
     assert cache.run_key(dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, lr=1e-3))) != key
     assert cache.run_key(dataclasses.replace(CFG, model=dataclasses.replace(CFG.model, d_mlp=64))) != key
-    original = paths.ROOT
+    # a comment in the training code: the key is what it was (it reads no file)
     monkeypatch.setattr(paths, "ROOT", tmp_path)
-    for edited in [None, "plotting.py", "tasks/another_task.py", "train.py", "model.py", "tasks/bijection.py"]:
-        shutil.rmtree(tmp_path / "lib", ignore_errors=True)
-        shutil.copytree(original / "lib", tmp_path / "lib")
-        if edited:
-            with open(tmp_path / "lib" / edited, "a") as f:
-                f.write("\n# an edit\n")
-        # analysis-only modules and other chapters' tasks leave the key alone; training code does not
-        assert (cache.run_key(CFG) == key) == (edited in (None, "plotting.py", "tasks/another_task.py")), edited
-    # Mamba's module is in a Mamba run's key only: a faster scan never retrains the transformer
+    assert cache.run_key(CFG) == key
+    # a version bump of the loop, the metrics, this architecture or this task: a new key
+    from lib import model as model_module
+    for owner in (train, metrics, model_module.Transformer, type(CFG.task)):
+        with monkeypatch.context() as m:
+            m.setattr(owner, "VERSION", owner.VERSION + 1)
+            assert cache.run_key(CFG) != key, owner
+    # another architecture's version leaves this run alone: a faster Mamba scan never
+    # retrains the transformer
     mamba = dataclasses.replace(CFG, model=ModelConfig(arch="mamba", d_model=16, n_layers=1, d_mlp=32))
     keys = {"transformer": cache.run_key(CFG), "mamba": cache.run_key(mamba)}
-    with open(tmp_path / "lib" / "mamba.py", "a") as f:
-        f.write("\n# an edit\n")
+    from lib.mamba import Mamba
+    monkeypatch.setattr(Mamba, "VERSION", Mamba.VERSION + 1)
     assert cache.run_key(CFG) == keys["transformer"] and cache.run_key(mamba) != keys["mamba"]
+
+
+def test_artifacts_are_keyed_by_module_versions(monkeypatch):
+    from lib import geometry
+    path = cache.artifact_path("x", {"a": 1}, ("geometry", "metrics"))
+    assert cache.artifact_path("x", {"a": 2}, ("geometry", "metrics")) != path
+    monkeypatch.setattr(geometry, "VERSION", geometry.VERSION + 1)
+    assert cache.artifact_path("x", {"a": 1}, ("geometry", "metrics")) != path
+    with pytest.raises(AttributeError, match="lib.paths has no integer VERSION"):
+        cache.artifact_path("x", {"a": 1}, ("paths",))
 
 
 def test_get_or_train_reuses_a_finished_run_and_ignores_half_written_ones(monkeypatch):
@@ -136,33 +148,28 @@ def _counting(result):
     return compute, calls
 
 
-def test_get_or_compute_on_runs_reuses_a_hit_and_recomputes_for_another_run_key_or_source(tmp_path, monkeypatch):
+def test_get_or_compute_on_runs_reuses_a_hit_and_recomputes_for_another_run_key_or_version(monkeypatch):
+    from lib import evaluation
     run = cache.Run(CFG, None)
     other = cache.Run(dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, seed=1)), None)
     compute, calls = _counting({"mae": torch.tensor(0.5), "per_seed": [1.0, 2.0], ("zero", 0): torch.ones(3)})
-    first = cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abc"}, ("evaluation.py",), compute)
-    again = cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abc"}, ("evaluation.py",), compute)
+
+    def get(runs, batch="abc"):
+        return cache.get_or_compute_on_runs("test-eval", runs, {"batch": batch}, ("evaluation",), compute)
+    first, again = get([run]), get([run])
     assert len(calls) == 1  # the hit did not call compute
     torch.testing.assert_close(again["mae"], first["mae"])
     assert again[("zero", 0)].tolist() == [1.0, 1.0, 1.0] and again["per_seed"] == [1.0, 2.0]
-    cache.get_or_compute_on_runs("test-eval", [other], {"batch": "abc"}, ("evaluation.py",), compute)  # other run
-    cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abd"}, ("evaluation.py",), compute)    # other key
+    get([other]), get([run], batch="abd")  # another run, another key
     assert len(calls) == 3
-    original = paths.ROOT
-    monkeypatch.setattr(paths, "ROOT", tmp_path)
-    shutil.copytree(original / "lib", tmp_path / "lib")
-    cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abc"}, ("evaluation.py",), compute)
-    assert len(calls) == 3  # the same sources: still a hit
-    with open(tmp_path / "lib" / "evaluation.py", "a") as f:
-        f.write("\n# an edit\n")
-    cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abc"}, ("evaluation.py",), compute)
-    assert len(calls) == 4  # changed analysis code
-    with open(tmp_path / "lib" / "model.py", "a") as f:
-        f.write("\n# an edit\n")
-    cache.get_or_compute_on_runs("test-eval", [run], {"batch": "abc"}, ("evaluation.py",), compute)
-    assert len(calls) == 5  # changed training code: the run's key changed
+    monkeypatch.setattr(evaluation, "VERSION", evaluation.VERSION + 1)
+    get([run])
+    assert len(calls) == 4  # a new version of the analysis
+    monkeypatch.setattr(train, "VERSION", train.VERSION + 1)
+    get([run])
+    assert len(calls) == 5  # a new version of the training loop: the run's key changed
     with pytest.raises(ValueError, match="runs"):
-        cache.get_or_compute_on_runs("test-eval", [run], {"runs": 1}, ("evaluation.py",), compute)
+        cache.get_or_compute_on_runs("test-eval", [run], {"runs": 1}, ("evaluation",), compute)
 
 
 def test_digest_sees_content_dtype_shape_and_structure():
@@ -202,11 +209,41 @@ def test_em_vs_sgd_trains_once_and_round_trips_its_experiment(monkeypatch):
 
 def test_every_read_marks_an_artifact_used_for_make_prune():
     cache.get_or_train(CFG, progress=False)
-    computed = cache.get_or_compute("probe", {"x": 1}, ("cache.py",), lambda: {"value": torch.ones(2)})
-    paths_read = [cache.run_path(CFG), cache.artifact_path("probe", {"x": 1}, ("cache.py",))]
+    computed = cache.get_or_compute("probe", {"x": 1}, ("metrics",), lambda: {"value": torch.ones(2)})
+    paths_read = [cache.run_path(CFG), cache.artifact_path("probe", {"x": 1}, ("metrics",))]
     for path in paths_read:
         os.utime(path, (0, 0))  # as if last read in 1970
     cache.get_or_train(CFG, progress=False)
-    torch.testing.assert_close(cache.get_or_compute("probe", {"x": 1}, ("cache.py",), pytest.fail)["value"],
+    torch.testing.assert_close(cache.get_or_compute("probe", {"x": 1}, ("metrics",), pytest.fail)["value"],
                                computed["value"])
     assert all(path.stat().st_mtime > 1e9 for path in paths_read)
+
+
+def test_a_compiled_run_tracks_the_eager_run_step_by_step():
+    cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=20, eval_every=1, eval_size=8))
+    eager, compiled = train.train(cfg, progress=False, compile=False), train.train(cfg, progress=False, compile=True)
+    losses = [[row["loss"] for row in run.history] for run in (eager, compiled)]
+    assert len(losses[0]) == 20 and losses[0][-1] < losses[0][0]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=0, atol=1e-5)
+
+
+def test_without_a_compiler_training_warns_once_and_runs_eagerly(tmp_path):
+    """A real fault: the C++ compiler torch.compile needs does not exist (and nothing compiled
+    is cached). The run must warn once, fall back, and equal the eager run exactly."""
+    script = (
+        "import dataclasses, warnings, torch\n"
+        "from lib import train\n"
+        "from tests.test_train_cache import CFG\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    fallen = train.train(CFG, progress=False, compile=True)\n"
+        "eager = train.train(CFG, progress=False, compile=False)\n"
+        "ours = [str(w.message) for w in caught if 'torch.compile failed' in str(w.message)]\n"
+        "assert len(ours) == 1, ours\n"
+        "assert all(torch.equal(v, eager.model.state_dict()[k]) for k, v in fallen.model.state_dict().items())\n"
+        "print('fell back:', ours[0])\n")
+    env = {**os.environ, "CXX": str(tmp_path / "no-such-compiler"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"),
+           "PYTHONPATH": str(paths.ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=paths.ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "fell back: torch.compile failed" in done.stdout

@@ -14,6 +14,7 @@ from typing import ClassVar
 import torch
 
 from lib.tasks.batch import Batch
+from lib.validate import check_field_types
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,10 @@ class Bijection:
     V: int = 20  # number of keys = number of values
     L: int = 19  # keys shown per sequence (without replacement, so L <= V)
     name: ClassVar[str] = "bijection"
+    VERSION: ClassVar[int] = 1  # of what it samples: bump when that changes (lib/cache.py)
 
     def __post_init__(self):
+        check_field_types(self)
         if self.V < 2:
             raise ValueError(f"Bijection: V must be at least 2, got V={self.V}")
         if not 1 <= self.L <= self.V:

@@ -26,6 +26,7 @@ from typing import ClassVar
 import torch
 
 from lib.tasks.batch import Batch
+from lib.validate import check_field_types
 
 MIN_CENTS = 5  # the 0.05 floor on every matrix entry
 TRANS, EMIT, SEP, OBS = 96, 97, 98, 99
@@ -90,8 +91,10 @@ class HMM:
     S: int = 5           # hidden states
     O: int = 5           # observation symbols
     name: ClassVar[str] = "hmm"
+    VERSION: ClassVar[int] = 1  # of what it samples: bump when that changes (lib/cache.py)
 
     def __post_init__(self):
+        check_field_types(self)
         if (self.S, self.O) != (5, 5):
             raise ValueError(f"HMM: the 53-token header format fixes S=5 and O=5, got S={self.S}, O={self.O}")
         if not 1 <= self.K <= self.K_max:

@@ -33,6 +33,7 @@ import torch
 from torch.nn.functional import one_hot
 
 from lib.tasks.batch import Batch
+from lib.validate import check_field_types
 
 PAD, STORE, FILLER, QUERY, SEP = 0, 1, 2, 3, 4
 KEY0 = 10  # the first key token
@@ -48,8 +49,10 @@ class Recall:
     n_values: int = 256  # value vocabulary
     read_at: str = "key"  # "key": the answer is predicted right after the queried key; "pad": at its PAD
     name: ClassVar[str] = "recall"
+    VERSION: ClassVar[int] = 1  # of what it samples: bump when that changes (lib/cache.py)
 
     def __post_init__(self):
+        check_field_types(self)
         if min(self.n_keys, self.n_values) < 2:
             raise ValueError(f"Recall: n_keys must be >= 2 and n_values must be >= 2, got {self}")
         if not 1 <= self.n_pairs <= min(self.n_keys, self.n_values):

@@ -32,6 +32,7 @@ from lib.tasks.bijection import Bijection
 class Sawtooth(Bijection):
     repeat: float = 0.5  # probability that a key (after the first) repeats an earlier one
     name: ClassVar[str] = "sawtooth"
+    VERSION: ClassVar[int] = 1  # of what it samples: bump when that changes (lib/cache.py)
 
     def __post_init__(self):
         super().__post_init__()

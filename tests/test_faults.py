@@ -1,0 +1,160 @@
+"""Faults injected for real: broken cache files, bad parameters, a diverging run, a bad cache
+folder. Each must end in a one-line message that names what is wrong, never in a deep
+traceback or in silently wrong numbers."""
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from lib import cache, paths, train
+from lib.config import ModelConfig, RunConfig, TrainConfig
+from lib.tasks import make_task
+
+CFG = RunConfig(make_task("bijection", V=6, L=5), ModelConfig(d_model=16, n_layers=1, n_heads=2, d_mlp=32),
+                TrainConfig(steps=20, batch_size=16, lr=3e-3, warmup=3, eval_every=10, eval_size=32))
+SEED1 = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, seed=1))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage"])
+def test_a_damaged_run_file_is_named_moved_aside_and_retrained(damage):
+    first = cache.get_or_train(CFG, progress=False)
+    path = cache.run_path(CFG)
+    data = path.read_bytes()
+    path.write_bytes({"truncate": data[: len(data) // 2], "empty": b"", "garbage": b"not a torch file"}[damage])
+    with pytest.warns(UserWarning, match=f"{path.name}: unreadable .*moved aside to {path.name}.bad") as caught:
+        again = cache.get_or_train(CFG, progress=False)
+    assert len(caught) == 1
+    assert path.with_name(path.name + ".bad").exists() and path.exists()
+    assert all(torch.equal(v, first.model.state_dict()[k]) for k, v in again.model.state_dict().items())
+
+
+def test_another_runs_file_under_this_runs_name_is_never_read_as_it():
+    seed0 = cache.get_or_train(CFG, progress=False)
+    cache.get_or_train(SEED1, progress=False)
+    cache.run_path(SEED1).write_bytes(cache.run_path(CFG).read_bytes())  # seed 0's file copied over seed 1's
+    with pytest.warns(UserWarning, match="holds another key's result"):
+        seed1 = cache.get_or_train(SEED1, progress=False)
+    assert seed1.config.train.seed == 1
+    assert not torch.equal(seed1.model.unembed.weight, seed0.model.unembed.weight)
+
+
+def test_make_train_checks_validity_not_existence():
+    cache.get_or_train(CFG, progress=False)
+    cache.run_path(CFG).write_bytes(b"")
+    with pytest.warns(UserWarning, match="unreadable"):
+        cache.train_missing([CFG], workers=1)
+    assert cache.read_run(CFG) is not None
+
+
+def test_a_damaged_artifact_is_recomputed():
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"v": torch.ones(3)}
+    cache.get_or_compute("probe", {"x": 1}, ("metrics",), compute)
+    path = cache.artifact_path("probe", {"x": 1}, ("metrics",))
+    path.write_bytes(path.read_bytes()[:10])
+    with pytest.warns(UserWarning, match=f"{path.name}: unreadable"):
+        assert cache.get_or_compute("probe", {"x": 1}, ("metrics",), compute)["v"].tolist() == [1.0, 1.0, 1.0]
+    assert len(calls) == 2
+
+
+def test_a_diverging_run_stops_with_its_name_and_step_and_caches_nothing():
+    cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, lr=1e12, grad_clip=None, steps=200))
+    with pytest.raises(FloatingPointError, match=r"bijection-transformer-soft-s0: the loss is nan at step \d+"):
+        cache.get_or_train(cfg, progress=False)
+    assert not cache.run_path(cfg).exists()
+
+
+@pytest.mark.parametrize("build,word", [
+    (lambda: TrainConfig(lr=float("inf")), "lr"), (lambda: TrainConfig(lr=0.0), "lr"),
+    (lambda: TrainConfig(grad_clip=0.0), "grad_clip"), (lambda: TrainConfig(weight_decay=-0.1), "weight_decay"),
+    (lambda: TrainConfig(seed=-1), "seed"), (lambda: TrainConfig(steps=10.0), "steps"),
+    (lambda: make_task("bijection", V=2.5, L=2), "V"), (lambda: make_task("bijection", V="12", L=2), "V"),
+    (lambda: make_task("bijection", V=True, L=1), "V"), (lambda: make_task("hmm", K=20.0), "K"),
+    (lambda: ModelConfig(d_model=64.0), "d_model")])
+def test_bad_parameters_are_refused_by_name(build, word):
+    with pytest.raises((TypeError, ValueError), match=rf"\b{word}\b"):
+        build()
+
+
+def test_grad_clip_none_trains_without_clipping():
+    cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, grad_clip=None))
+    assert train.train(cfg, progress=False).history[-1]["loss"] < train.train(CFG, progress=False).history[0]["loss"]
+
+
+def cache_dir_of(value: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from lib import paths; print(paths.RUNS)"], cwd=cwd,
+                          env={**os.environ, "BAR_RUNS_DIR": value, "PYTHONPATH": str(paths.ROOT)},
+                          capture_output=True, text=True)
+
+
+def test_the_cache_folder_is_absolute_and_never_empty(tmp_path):
+    relative = cache_dir_of("some/runs", tmp_path)
+    assert relative.stdout.strip() == str(tmp_path / "some" / "runs")
+    empty = cache_dir_of("", tmp_path)
+    assert empty.returncode != 0 and "BAR_RUNS_DIR is empty" in empty.stderr.strip().splitlines()[-1]
+
+
+def test_an_unusable_cache_folder_is_refused_before_any_training(tmp_path, monkeypatch):
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    monkeypatch.setattr(paths, "RUNS", not_a_folder / "runs")
+    monkeypatch.setattr(cache, "train", lambda *a, **k: pytest.fail("trained before checking the cache folder"))
+    with pytest.raises(OSError, match="the cache folder .*a-file/runs cannot be written"):
+        cache.train_missing([CFG], workers=1)
+    with pytest.raises(OSError, match="cannot be written"):
+        cache.get_or_train(CFG, progress=False)
+
+
+def python(code: str, runs, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "BAR_RUNS_DIR": str(runs),
+                                                                   "PYTHONPATH": str(paths.ROOT)},
+                            cwd=paths.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_two_trainers_of_one_run_train_it_once(tmp_path):
+    """The second waits on the run's lock, then reads what the first saved."""
+    code = ("from lib import cache\nfrom tests.test_faults import CFG\nimport dataclasses\n"
+            "cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=300))\n"
+            "print(cache.get_or_train(cfg, progress=False).train_seconds)")
+    first, second = python(code, tmp_path / "runs"), python(code, tmp_path / "runs")
+    outputs = [p.communicate(timeout=300) for p in (first, second)]
+    assert all(p.returncode == 0 for p in (first, second)), outputs
+    assert outputs[0][0] == outputs[1][0]  # the same recorded training: one of them only read it
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if entry.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_training_workers_die_with_a_killed_parent(tmp_path):
+    code = ("from lib import cache\nfrom tests.test_faults import CFG\nimport dataclasses\n"
+            "cfgs = [dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=10**6, seed=s)) for s in (0, 1)]\n"
+            "cache.train_missing(cfgs, workers=2)")
+    parent = python(code, tmp_path / "runs")
+    deadline = time.time() + 120
+    while len(workers := [c for c in children(parent.pid) if b"spawn_main" in open(f"/proc/{c}/cmdline", "rb").read()]) < 2:
+        assert time.time() < deadline and parent.poll() is None, parent.communicate()
+        time.sleep(0.5)
+    time.sleep(3)  # the workers are training now
+    parent.kill()
+    parent.wait()
+    deadline = time.time() + 20
+    while any(os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split(")")[1][:3]
+              for w in workers):
+        assert time.time() < deadline, f"workers {workers} outlived their killed parent"
+        time.sleep(0.2)
