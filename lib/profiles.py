@@ -370,6 +370,61 @@ def c4(profile: str) -> dict:
 CHAPTERS = {1: c1, 2: c2, 3: c3, 4: c4, 5: c5, 6: c6, 7: c7}  # chapter number -> its runs and sizes
 
 
+# The compute ladder: is a claim that fails at the default budget a fact about the paper or
+# about our budget? Chapter 1's and 2's transformers climb two axes from the default rung (the
+# chapters' own runs, 3 seeds): training length up to the paper's 50,000 steps at the default
+# width, and width and depth up to the paper's architecture; every rung above the default has
+# one seed. Rungs above the default train with the paper profile's optimiser and schedule
+# (AdamW at its learning rate, weight decay and warm-up, cosine to zero) on the default's
+# batches. Each task's top rung has at least LADDER_TOP_FACTOR times the default's training
+# compute (lib.train.training_flops). Chapter 1's flat MLP climbs the width axis as the paper
+# built it: 18 residual LayerNorm layers, sized to each width rung's transformer.
+LADDER_STEPS = {"smoke": (60, 120), "default": (6_000, 12_000, 25_000, 50_000)}
+LADDER_WIDTHS = {
+    "smoke": {"bijection": [(ModelConfig(d_model=32, n_layers=2, n_heads=2, d_mlp=64), 60)],
+              "hmm": [(ModelConfig(d_model=32, n_layers=2, n_heads=2, d_mlp=64), 60)]},
+    "default": {"bijection": [(ModelConfig(d_model=128, n_layers=4, n_heads=4, d_mlp=512), 3_000),
+                              (C1_SIZES["paper"]["transformer"], 4_000)],
+                "hmm": [(ModelConfig(d_model=128, n_layers=4, n_heads=4, d_mlp=512), 6_000),
+                        (ModelConfig(d_model=128, n_layers=4, n_heads=4, d_mlp=512), 26_000)]},
+}
+LADDER_TOP_FACTOR = 32
+LADDER_MLP_LAYERS = 18
+
+
+def ladder(scale: str = "default") -> dict[str, dict[str, list[RunConfig]]]:
+    """{task: {rung: [RunConfig per seed]}}: "default" (the chapter's runs), "N steps" rungs
+    and "dD x L, N steps" rungs for "bijection" and "hmm", and {"mlp": {rung: [...]}} for the
+    deep flat MLPs sized to the bijection's width rungs. `scale`: "default", or "smoke" (tiny
+    rungs, for tests)."""
+    if scale not in LADDER_STEPS:
+        raise ValueError(f"ladder: unknown scale {scale!r}; choose from {sorted(LADDER_STEPS)}")
+    chapter_runs = {"bijection": (c1(scale)["runs"]["transformer"], C1_SIZES),
+                    "hmm": (c2(scale)["runs"]["transformer"], C2_SIZES)}
+    rungs = {}
+    for task, (default_runs, sizes) in chapter_runs.items():
+        base, paper = default_runs[0], sizes["paper"]["train"]
+
+        def rung(model: ModelConfig, steps: int) -> list[RunConfig]:
+            train = dataclasses.replace(base.train, steps=steps, lr=paper.lr, weight_decay=paper.weight_decay,
+                                        warmup=min(paper.warmup, steps // 2), eval_every=max(1, steps // 12),
+                                        snapshots=(), seed=0)
+            return [RunConfig(base.task, model, train)]
+        rungs[task] = {"default": default_runs, **{f"{steps:,} steps": rung(base.model, steps)
+                                                   for steps in LADDER_STEPS[scale]}}
+        for model, steps in LADDER_WIDTHS[scale][task]:
+            rungs[task][f"d{model.d_model} x {model.n_layers}, {steps:,} steps"] = rung(model, steps)
+    rungs["mlp"] = {}
+    for name, runs in rungs["bijection"].items():
+        if name == "default" or " x " in name:
+            cfg = runs[0]
+            mlp = match_params(ModelConfig(arch="mlp_flat", n_layers=LADDER_MLP_LAYERS), cfg.task,
+                               count_params(cfg.model, cfg.task), mlp_ratio=2)
+            rungs["mlp"][f"{LADDER_MLP_LAYERS} layers at {name}"] = [dataclasses.replace(cfg, model=mlp,
+                                                                         train=dataclasses.replace(cfg.train, snapshots=()))]
+    return rungs
+
+
 def run_configs(obj):
     """Every RunConfig inside a chapter's nested dicts, lists and tuples."""
     if isinstance(obj, RunConfig):

@@ -11,6 +11,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm import tqdm  # plain text bars: no widget dependency in notebooks
@@ -56,6 +57,12 @@ class Run:
     def steps_per_second(self) -> float:
         return self.config.train.steps / self.train_seconds
 
+    @property
+    def training_flops(self) -> float:
+        """The usual estimate of its training compute: 6 x parameters x trained tokens (a
+        forward and a backward pass over every token of every batch)."""
+        return training_flops(self.config)
+
     def model_at(self, step: int) -> Hooked:
         """The model as it was after `step` training steps (one of the configured snapshots)."""
         if step not in self.snapshots:
@@ -63,6 +70,15 @@ class Run:
         model = build_model(self.config.model, self.config.task)
         model.load_state_dict(self.snapshots[step], strict=True)
         return model.eval()
+
+
+def training_flops(cfg: RunConfig) -> float:
+    """6 x parameters x trained tokens for the run `cfg` describes (the tokens of the sequences
+    it samples, which for the HMM are shorter than the position table its model is built for)."""
+    with torch.device("meta"):  # shapes only
+        params = sum(p.numel() for p in build_model(cfg.model, cfg.task).parameters())
+    tokens = cfg.task.sample(1, torch.Generator().manual_seed(0)).tokens.shape[1]
+    return 6.0 * params * cfg.train.steps * cfg.train.batch_size * tokens
 
 
 def lr_factor(step: int, warmup: int, steps: int) -> float:
@@ -137,10 +153,18 @@ def training_step(model: Hooked, opt: torch.optim.Optimizer, tc: TrainConfig, co
     return step
 
 
+CHECKPOINT_SECONDS = 600.0  # a resumable run saves its state this often (wall clock)
+
+
 def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = True,
-          compile: bool | None = None) -> Run:
+          compile: bool | None = None, checkpoint: Path | None = None) -> Run:
     """Train the run `cfg` describes. `compile`: torch.compile its forward pass and loss
-    (default: where that pays, `compiles`); either way the numbers agree to float rounding."""
+    (default: where that pays, `compiles`); either way the numbers agree to float rounding.
+
+    With `checkpoint` (a file path), the run is resumable: every CHECKPOINT_SECONDS it saves
+    its whole state there (weights, optimiser, schedule, data stream, learning curve), and a
+    later call with the same path resumes from it. A resumed run ends bit-identical to one that
+    was never stopped. The caller deletes the checkpoint once the finished run is saved."""
     device = device or default_device()
     task, tc = cfg.task, cfg.train
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching global RNG
@@ -148,13 +172,20 @@ def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = T
         model = build_model(cfg.model, task).to(device)
     opt = optimiser(model, tc)
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, tc.warmup, tc.steps))
-    train_step = training_step(model, opt, tc, compiles(cfg) if compile is None else compile)
     data = torch.Generator(device).manual_seed(tc.seed)
     curve_batch = eval_batch(task, tc.eval_size, device)
+    run, done, spent = Run(cfg, model), 0, 0.0
+    if checkpoint is not None and (state := read_checkpoint(checkpoint, cfg)) is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        schedule.load_state_dict(state["schedule"])
+        data.set_state(state["data"])
+        run.history, run.snapshots, done, spent = state["history"], state["snapshots"], state["step"], state["seconds"]
+    train_step = training_step(model, opt, tc, compiles(cfg) if compile is None else compile)
 
-    run = Run(cfg, model)
-    start = time.perf_counter()
-    bar = tqdm(range(1, tc.steps + 1), desc=cfg.label, disable=not progress, mininterval=2)
+    start = last_save = time.perf_counter()
+    bar = tqdm(range(done + 1, tc.steps + 1), desc=cfg.label, disable=not progress, mininterval=2,
+               initial=done, total=tc.steps)
     for step in bar:
         loss = train_step(task.sample(tc.batch_size, data))
         if not math.isfinite(loss.item()):  # a diverged run is an error, never a cached model
@@ -166,6 +197,33 @@ def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = T
             point = {"step": step, "loss": loss.item(), **metrics.score(model, curve_batch).summary()}
             run.history.append(point)
             bar.set_postfix(mae=f"{point['entropy_mae']:.4f}")
-    run.train_seconds = time.perf_counter() - start
+        if checkpoint is not None and step < tc.steps and time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
+            save_checkpoint(checkpoint, cfg, step, model, opt, schedule, data, run, spent + time.perf_counter() - start)
+            last_save = time.perf_counter()
+    run.train_seconds = spent + time.perf_counter() - start
     run.model = model.cpu().eval()
     return run
+
+
+def save_checkpoint(path: Path, cfg: RunConfig, step: int, model, opt, schedule, data, run: Run, seconds: float):
+    """The whole state of an unfinished run, written atomically (a reader never sees half)."""
+    from lib.cache import atomic_save  # imported here: lib.cache imports this module
+    atomic_save({"config": cfg.to_dict(), "step": step, "model": model.state_dict(), "opt": opt.state_dict(),
+                 "schedule": schedule.state_dict(), "data": data.get_state(), "history": run.history,
+                 "snapshots": run.snapshots, "seconds": seconds}, path)
+
+
+def read_checkpoint(path: Path, cfg: RunConfig) -> dict | None:
+    """The state saved at `path` for this very run, or None (no checkpoint; or one that cannot
+    be read or is another run's, which is then ignored with a one-line warning)."""
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - truncated or not a torch file
+        warnings.warn(f"{path}: unreadable checkpoint ({type(error).__name__}); training {cfg.label} from the start")
+        return None
+    if state.get("config") != cfg.to_dict():
+        warnings.warn(f"{path}: a checkpoint of another run; training {cfg.label} from the start")
+        return None
+    return state

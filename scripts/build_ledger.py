@@ -75,7 +75,7 @@ def bench_section() -> str:
         return ""
     return ("\n## Where the training time goes\n\nWhat a reproduction from an empty cache would spend "
             "training, model by model (most costly first) and chapter by chapter, on a quiet machine. "
-            + bench_report(json.loads(path.read_text())))
+            + full_width(bench_report(json.loads(path.read_text()))))
 
 
 def timings() -> str:

@@ -4,6 +4,10 @@ Run by `make reproduce` (as `make train`); the chapters then find their runs in 
 Packing every chapter's runs together keeps all the cores busy until the last run ends.
 
     python scripts/train.py [--profile default] book/01_bijection.py book/04_architectures.py ...
+
+`--profile ladder` trains the compute ladder instead (lib.profiles.ladder: chapter 1's and 2's
+transformers at more steps and widths, and the deep flat MLPs), whatever the chapters; its long
+runs checkpoint every ten minutes and resume when `make train PROFILE=ladder` runs again.
 """
 import argparse
 from pathlib import Path
@@ -13,7 +17,7 @@ from lib import cache, paths, profiles
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", default="default", choices=profiles.PROFILES)
+    parser.add_argument("--profile", default="default", choices=(*profiles.PROFILES, "ladder"))
     parser.add_argument("chapters", nargs="+", help="chapter sources, e.g. book/01_bijection.py")
     args = parser.parse_args()
     book = sorted((paths.ROOT / "book").glob("[0-9][0-9]_*.py"))
@@ -21,6 +25,9 @@ def main():
     if unknown:
         parser.error(f"no chapter {' '.join(unknown)}; the chapters are "
                      + " ".join(p.relative_to(paths.ROOT).as_posix() for p in book))
+    if args.profile == "ladder":
+        cache.train_missing(list(profiles.run_configs(profiles.ladder())))
+        return
     numbers = [int(Path(chapter).name[:2]) for chapter in args.chapters]
     cfgs = [cfg for n in numbers for cfg in profiles.run_configs(profiles.CHAPTERS[n](args.profile))]
     cache.train_missing(cfgs)

@@ -158,3 +158,32 @@ def test_training_workers_die_with_a_killed_parent(tmp_path):
               for w in workers):
         assert time.time() < deadline, f"workers {workers} outlived their killed parent"
         time.sleep(0.2)
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_bit_identical(tmp_path):
+    """Killed for real (SIGKILL) after a checkpoint; the partial state is never read as a
+    finished run, and the resumed run equals one that was never stopped, bit for bit."""
+    cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=400, eval_every=50, snapshots=(100, 400)))
+    code = ("from lib import cache, train\nfrom tests.test_faults import CFG\nimport dataclasses\n"
+            "train.CHECKPOINT_SECONDS = 0.0\n"
+            "cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=400, eval_every=50, snapshots=(100, 400)))\n"
+            "cache.get_or_train(cfg, progress=False)")
+    trainer = python(code, paths.RUNS)  # the test's own cache folder (tests/conftest.py)
+    checkpoint = paths.RUNS / "checkpoints" / f"{cache.run_path(cfg).stem}.checkpoint.pt"
+    deadline = time.time() + 120
+    while not (checkpoint.exists() and torch.load(checkpoint, weights_only=True)["step"] >= 150):
+        assert time.time() < deadline and trainer.poll() is None, trainer.communicate()
+        time.sleep(0.1)
+    trainer.kill()
+    trainer.wait()
+    step = torch.load(checkpoint, weights_only=True)["step"]
+    assert 150 <= step < 400
+    assert cache.read_run(cfg) is None  # the checkpoint is no finished run
+    resumed = cache.get_or_train(cfg, progress=False)
+    assert not checkpoint.exists()  # deleted once the run is saved
+    whole = train.train(cfg, progress=False)
+    assert resumed.history == whole.history
+    for name, tensor in whole.model.state_dict().items():
+        assert torch.equal(resumed.model.state_dict()[name], tensor), name
+    assert resumed.snapshots.keys() == {100, 400}
+    assert all(torch.equal(resumed.snapshots[100][k], v) for k, v in whole.snapshots[100].items())

@@ -170,3 +170,29 @@ def test_c14_verdict_follows_its_registered_conditions(acc, expected):
     values = dict(zip(("transformer_accuracy", "mamba_accuracy", "lstm_accuracy"), acc))
     assert claims.verdict(claims.CLAIMS["C14"], values) == expected
     assert list(claims.CLAIMS).index("C14") == list(claims.CLAIMS).index("C13") + 1
+
+
+def test_the_ladder_climbs_from_the_default_runs_to_32_times_their_compute():
+    from lib import train
+    for scale in ("smoke", "default"):
+        ladder = profiles.ladder(scale)
+        assert ladder["bijection"]["default"] == profiles.c1(scale)["runs"]["transformer"]
+        assert ladder["hmm"]["default"] == profiles.c2(scale)["runs"]["transformer"]
+        for task in ("bijection", "hmm", "mlp"):  # one seed on every rung above the default
+            assert all(len(runs) == 1 for name, runs in ladder[task].items() if name != "default")
+        if scale == "default":
+            for task in ("bijection", "hmm"):
+                base = train.training_flops(ladder[task]["default"][0])
+                assert max(train.training_flops(r[0]) for r in ladder[task].values()) >= profiles.LADDER_TOP_FACTOR * base
+                paper = profiles.C1_SIZES["paper"]["train"] if task == "bijection" else profiles.C2_SIZES["paper"]["train"]
+                for name, (cfg, *more) in ladder[task].items():
+                    if name != "default":
+                        assert not more and (cfg.train.lr, cfg.train.weight_decay) == (paper.lr, paper.weight_decay)
+                        assert cfg.train.batch_size == ladder[task]["default"][0].train.batch_size
+            assert ladder["bijection"]["d192 x 6, 4,000 steps"][0].model == profiles.C1_SIZES["paper"]["transformer"]
+            for name, (mlp,) in ladder["mlp"].items():
+                target = ladder["bijection"][name.split(" at ", 1)[1]][0]
+                assert mlp.model.n_layers == 18
+                assert abs(profiles.count_params(mlp.model, mlp.task) / profiles.count_params(target.model, target.task) - 1) < 0.01
+    with pytest.raises(ValueError, match="unknown scale"):
+        profiles.ladder("paper")

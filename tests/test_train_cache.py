@@ -247,3 +247,12 @@ def test_without_a_compiler_training_warns_once_and_runs_eagerly(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, cwd=paths.ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "fell back: torch.compile failed" in done.stdout
+
+
+def test_training_flops_count_six_per_parameter_per_trained_token():
+    from lib.model import build_model, n_params
+    params = n_params(build_model(CFG.model, CFG.task))
+    assert train.training_flops(CFG) == 6 * params * 30 * 16 * (2 * 5 - 1)  # steps x batch x tokens of 2L-1
+    hmm = dataclasses.replace(CFG, task=make_task("hmm", K=6, K_max=20))
+    hmm_params = n_params(build_model(hmm.model, hmm.task))
+    assert train.training_flops(hmm) == 6 * hmm_params * 30 * 16 * (53 + 2 * 6)  # the sampled K, not K_max
