@@ -95,7 +95,7 @@ for t in (0, 1, task.K - 1):
 #
 # ## Models
 #
-# The transformer is the model of chapter {ref}`ch-bijection` with a five-way read-out. Its
+# The transformer is the model of {numref}`Chapter %s <ch-bijection>` with a five-way read-out. Its
 # controls, sized to the same parameter count: a flat MLP over the whole prefix (shared
 # 8-dimensional token embeddings flattened over positions; with one-hot inputs its first layer
 # alone would exceed the budget), an LSTM, and the C4 variant, the same transformer with no
@@ -367,4 +367,4 @@ for rec in (c2, c3, c4):
 # 2. Replace the learned position table by no position embedding at all (causal attention can
 #    still count tokens). Which of C2 and C3 would you expect to change, and why?
 # 3. The flat MLP sees every token the transformer sees. Why might HMM filtering be harder
-#    for it than bijection elimination was in chapter {ref}`ch-bijection`?
+#    for it than bijection elimination was in {numref}`Chapter %s <ch-bijection>`?

@@ -20,9 +20,9 @@
 # Paper I v3 sorts what its wind tunnels ask of a model into three **inference primitives**:
 #
 # - **accumulation**: collect evidence into a belief that only sharpens, as in bijection
-#   elimination (chapter {ref}`ch-bijection`), where every observed pair rules values out;
+#   elimination ({numref}`Chapter %s <ch-bijection>`), where every observed pair rules values out;
 # - **transport**: carry a belief forward through a dynamics and update it with each
-#   observation, as in HMM filtering (chapter {ref}`ch-hmm`);
+#   observation, as in HMM filtering ({numref}`Chapter %s <ch-hmm>`);
 # - **binding**: store key-value pairs and retrieve the value bound to a queried key, as in
 #   associative recall, the wind tunnel v3 adds.
 #
@@ -413,7 +413,7 @@ fig
 # - k-means with $k=5$ on the representation as the read-out sees it, its adjusted Rand index
 #   against the posterior's most probable state (1: the same partition, 0: chance), and its
 #   silhouette (near 1: tight, well-separated clusters);
-# - the standardised PC1 share, as in chapter {ref}`ch-geometry`;
+# - the standardised PC1 share, as in {numref}`Chapter %s <ch-geometry>`;
 # - a control: the adjusted Rand index of the same clusters against the symbol observed at
 #   that position. A representation that only echoes the current token also falls into five
 #   clusters, and the most probable state often follows the symbol, so five clusters alone

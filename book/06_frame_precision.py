@@ -21,7 +21,7 @@
 # network first lays down a **frame**, the routing by which attention brings the right
 # context to each prediction, and only afterwards sharpens its **precision**, the calibration
 # of the posterior it reads out and the entropy-ordered value manifold. Paper II turns the same
-# statement into a prediction of its gradient laws (G5, {ref}`ch-gradient-laws`): once
+# statement into a prediction of its gradient laws (G5, {numref}`Chapter %s <ch-gradient-laws>`): once
 # attention routes well, the advantage-based routing gradient has little left to say, while
 # the responsibility-weighted value updates keep refining. The authors' later dense-checkpoint
 # run (spec paper1.md §4.6) reports the frame formed by 1,000–2,500 steps, with the
@@ -37,7 +37,7 @@
 #   layer-0 head's key subspace (the residual directions its $W_K$ reads) with the final
 #   one (mean squared cosine of the principal angles; $d_\text{head}/d_\text{model}$ by
 #   chance). Shown beside them: layer-0 key orthogonality over the hypothesis tokens
-#   ({ref}`ch-geometry`) and Paper II's ratio of the routing gradient $\|\partial L/\partial s\|$
+#   ({numref}`Chapter %s <ch-geometry>`) and Paper II's ratio of the routing gradient $\|\partial L/\partial s\|$
 #   to the value gradient $\|\partial L/\partial v\|$;
 # - **precision**: the per-sample entropy error against the exact posterior, the KL
 #   divergence, and the value manifold: PC1's share of variance, $|\rho_\text{Spearman}(\text{PC1}, H)|$,
@@ -161,7 +161,7 @@ for k, s in stats.items():
 # {glue:text}`c10_hmm_frame_step:.0f`, after the error ({glue:text}`c10_hmm_precision_step:.0f`), when
 # the error was {glue:text}`c10_hmm_mae_ratio_at_frame:.2f` times its final value. The HMM
 # transformer's attention keeps reorganising while its error sits on the plateau that chapter 2
-# found ({ref}`ch-hmm`).
+# found ({numref}`Chapter %s <ch-hmm>`).
 #
 # The other curves of {numref}`fig-frame-precision` say the same from other angles. Averaged
 # over the bijection's seeds, Paper II's routing-to-value gradient ratio grows from
