@@ -42,7 +42,7 @@ profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper
 # %% [markdown]
 # We'll need the following imports.
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import torch
 from IPython.display import Markdown, display
@@ -118,7 +118,7 @@ for t in (0, task.L - 1):
 #
 # Both MLPs are sized to the transformer's parameter count within 1%.
 
-# %%
+# %% tags=["hide-input"]
 runs_cfg = setup["runs"]
 sizes = {name: profiles.count_params(cfgs[0].model, task) for name, cfgs in runs_cfg.items()}
 display(Markdown(plotting.markdown_table(
@@ -132,11 +132,11 @@ display(Markdown(plotting.markdown_table(
 #
 # Every run trains with AdamW, linear warm-up then cosine decay, gradient clipping at 1, and a
 # fresh batch of sequences each step. A run is stored under `data/runs/` keyed by a hash of
-# its configuration and of the training code, so re-executing this chapter with nothing
-# changed loads the runs in seconds, and any change to either retrains. Missing runs train two
-# at a time, one CPU thread each.
+# its configuration and of the versions of the code that trains it, so re-executing this
+# chapter with nothing changed loads the runs in seconds, and a new configuration or code
+# version retrains. Missing runs train one per CPU core, one thread each.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 runs = cache.get_or_train_all(runs_cfg)
 for name, rs in runs.items():
     speed = np.mean([r.steps_per_second for r in rs])
@@ -158,7 +158,7 @@ for name, rs in runs.items():
 # over- and under-confident errors cancel: it is shown only because one of the paper's
 # numbers is of that kind (chapter on HMM filtering), and it is not an error measure.
 
-# %%
+# %% tags=["hide-input"]
 batch = train.eval_batch(task, setup["eval_size"], torch.device("cpu"), offset=1)
 scores = {name: [metrics.score(r.model, batch) for r in rs] for name, rs in runs.items()}
 uniform = metrics.uniform_scores(batch)
@@ -179,7 +179,7 @@ display(Markdown(plotting.markdown_table(
       f"{summaries[name]['entropy_mae_cancelling']:.4f}", paper_value.get(name, "")]
      for name, m in mae.items()])))
 
-# %%
+# %% tags=["hide-input"]
 for name in ("transformer", "mlp_flat", "mlp_local", "transformer_sampled", "mlp_flat_sampled"):
     glue(f"c1_{name}_mae", mae[name]["mean"], display=False)
 glue("c1_uniform_mae", mae["uniform"]["mean"], display=False)
@@ -209,7 +209,7 @@ glue("c1_transformer_kl", float(summaries["transformer"]["kl"]), display=False)
 #
 # {numref}`fig-c1-positions` shows where the errors sit along the sequence.
 
-# %% mystnb={"figure": {"caption": "Left: mean predictive entropy of each model (one seed shown per model, the first) and the Bayes entropy log2(V - t) at each query position t. Right: per-sample entropy error per position, averaged over seeds and sequences.", "name": "fig-c1-positions"}}
+# %% mystnb={"figure": {"caption": "Left: mean predictive entropy of each model (one seed shown per model, the first) and the Bayes entropy log2(V - t) at each query position t. Right: per-sample entropy error per position, averaged over seeds and sequences.", "name": "fig-c1-positions"}} tags=["hide-input"]
 position = np.arange(task.L)
 per_position = {name: [s.per_position() for s in ss] for name, ss in scores.items()}
 fig = plotting.entropy_by_position(
@@ -224,7 +224,7 @@ fig
 # query position, where only two values remain. An average over 19 positions can hide one
 # bad position, so here it is on its own:
 
-# %%
+# %% tags=["hide-input"]
 last = {name: np.mean([p["entropy_error"][-1].item() for p in pp]) for name, pp in per_position.items()}
 print("entropy error at the last query (t = L-1, H_Bayes = 1 bit):",
       ", ".join(f"{plotting.LABELS[n]} {v:.4f}" for n, v in last.items()))
@@ -236,7 +236,7 @@ print("entropy error at the last query (t = L-1, H_Bayes = 1 bit):",
 # ({numref}`fig-c1-curves`). Flat curves at the end mean the budget, not the architecture,
 # is the limit only if they are still falling.
 
-# %% mystnb={"figure": {"caption": "Per-sample entropy error during training, one line per run (evaluated on a fixed batch of fresh sequences). Dotted: the uniform predictor and the claim's 0.01-bit threshold.", "name": "fig-c1-curves"}}
+# %% mystnb={"figure": {"caption": "Per-sample entropy error during training, one line per run (evaluated on a fixed batch of fresh sequences). Dotted: the uniform predictor and the claim's 0.01-bit threshold.", "name": "fig-c1-curves"}} tags=["hide-input"]
 curves = {plotting.LABELS[name]: [(np.array([h["step"] for h in r.history]),
                                    np.array([h["entropy_mae"] for h in r.history])) for r in rs]
           for name, rs in runs.items()}
@@ -264,7 +264,7 @@ fig
 # The claim check computes the verdict from the registered conditions and writes
 # `data/claims/C1.json` (a `smoke` run writes under `_build/smoke/` instead).
 
-# %%
+# %% tags=["hide-input"]
 values = {"transformer_mae": mae["transformer"]["mean"],
           "mlp_flat_over_transformer": mae["mlp_flat"]["mean"] / mae["transformer"]["mean"]}
 details = {name: {"entropy_mae": m["mean"], "ci95": m["ci95"], "per_seed": m["per_seed"],

@@ -48,7 +48,7 @@ profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper
 # %% [markdown]
 # We'll need the following imports.
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import torch
 from IPython.display import Markdown, display
@@ -101,7 +101,7 @@ for t in (0, 1, task.K - 1):
 # alone would exceed the budget), an LSTM, and the C4 variant, the same transformer with no
 # attention in its top two blocks.
 
-# %%
+# %% tags=["hide-input"]
 runs_cfg = setup["runs"]
 sizes = {name: profiles.count_params(cfgs[0].model, task) for name, cfgs in runs_cfg.items()}
 display(Markdown(plotting.markdown_table(
@@ -118,7 +118,7 @@ display(Markdown(plotting.markdown_table(
 #
 # ## Training, through the cache
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 runs = cache.get_or_train_all(runs_cfg)
 for name, rs in runs.items():
     print(f"{plotting.LABELS[name]:34s} {len(rs)} run(s), {np.mean([r.steps_per_second for r in rs]):6.1f} steps/s, "
@@ -138,7 +138,7 @@ for name, rs in runs.items():
 # posterior is just the normalised emission column $E_{\cdot, o_t}$. A model at that level
 # has learned to read $E$ but carries no belief from one step to the next.
 
-# %%
+# %% tags=["hide-input"]
 K0, K_max = task.K, max(setup["test_K"])
 splits = {f"t<{K0}": slice(0, K0), f"t>={K0}": slice(K0, None)}  # positions seen in training, and the rest
 batches = evaluation.test_batches(task, setup["test_K"], setup["eval_size"])  # K -> the test batch
@@ -155,7 +155,7 @@ display(Markdown(plotting.markdown_table(
       f"{summary20[name]['entropy_mae_cancelling']:.5f}", paper_value.get(name, "")]
      for name, m in mae20.items()])))
 
-# %%
+# %% tags=["hide-input"]
 tr20 = summary20["transformer"]
 glue("c2_mae", mae20["transformer"]["mean"], display=False)
 glue("c2_kl", tr20["kl"], display=False)
@@ -175,7 +175,7 @@ glue("c2_gap", mae20["transformer"]["mean"] / tr20["entropy_mae_cancelling"], di
 # the exact posteriors of the test sequences, add Gaussian noise of scale $\sigma$ to their
 # log-probabilities, and score the result both ways:
 
-# %%
+# %% tags=["hide-input"]
 def noisy_posterior(posterior, sigma, seed=0):
     noise = torch.randn(posterior.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     return (posterior.log() + sigma * noise).softmax(-1)
@@ -206,7 +206,7 @@ display(Markdown(plotting.markdown_table(
 # report the in-distribution and extrapolated averages separately too
 # ({numref}`fig-c3-positions`).
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for name in ["transformer", "transformer_attn_off", "mlp_flat", "lstm", "emission_only", "uniform"]:
     row = [plotting.LABELS.get(name, name)]
@@ -218,14 +218,14 @@ display(Markdown(plotting.markdown_table(
     ["model", *[f"K={K}, all positions" for K in setup["test_K"]],
      f"K={max(setup['test_K'])}, t<{K0}", f"K={max(setup['test_K'])}, t≥{K0}"], rows)))
 
-# %% mystnb={"figure": {"caption": "Per-sample entropy error at each observation of K=50 test sequences, averaged over seeds and sequences. Shaded: the positions seen in training.", "name": "fig-c3-positions"}}
+# %% mystnb={"figure": {"caption": "Per-sample entropy error at each observation of K=50 test sequences, averaged over seeds and sequences. Shaded: the positions seen in training.", "name": "fig-c3-positions"}} tags=["hide-input"]
 curve = {name: evaluation.per_position(scores[name, K_max])
          for name in ["transformer", "transformer_attn_off", "mlp_flat", "lstm", "uniform"]}
 fig = plotting.error_by_position(np.arange(K_max), {plotting.LABELS.get(n, n): c for n, c in curve.items()},
                                  trained_up_to=K0, ylabel="|H(model) - H(Bayes)| (bits)")
 fig
 
-# %%
+# %% tags=["hide-input"]
 shape = stats.degradation_shape(curve["transformer"], start=K0 - 1)
 k50 = evaluation.across_seeds(scores["transformer", K_max])
 glue("c3_k50", k50["mean"], display=False)
@@ -248,7 +248,7 @@ glue("c3_step", shape["largest_step_fraction"], display=False)
 # small random position vectors, left from initialisation, at every new position. The norms
 # show it:
 
-# %%
+# %% tags=["hide-input"]
 trained_len = task.seq_len - 2 * (task.K_max - task.K)  # tokens in a K=20 sequence
 norms = np.array([r.model.pos_embed.weight.detach().norm(dim=-1).numpy() for r in runs["transformer"]])
 print(f"position-embedding norm (mean over seeds): trained rows {norms[:, :trained_len].mean():.3f}, "
@@ -260,7 +260,7 @@ print(f"position-embedding norm (mean over seeds): trained rows {norms[:, :train
 # zero, or give every new position the embedding of the last trained `[OBS]`/symbol pair, so
 # that the model sees familiar position vectors with the right parity (`lib/evaluation.py`).
 
-# %%
+# %% tags=["hide-input"]
 position_scores = {"as trained (decayed rows)": scores["transformer", K_max],  # scored above, no hook
                    **evaluation.position_handling(runs["transformer"], batches[K_max], trained_len, splits)}
 position_table = {label: {"t<20": evaluation.across_seeds(ss, f"t<{K0}")["mean"],
@@ -290,7 +290,7 @@ glue("c3_k50_early", position_table["as trained (decayed rows)"]["t<20"], displa
 # The variant keeps the bottom blocks' attention and removes it from the top two, leaving
 # only MLPs there.
 
-# %%
+# %% tags=["hide-input"]
 off = {K: evaluation.across_seeds(scores["transformer_attn_off", K])["mean"] for K in setup["test_K"]}
 glue("c4_k20", off[K0], display=False)
 glue("c4_k50", off[K_max], display=False)
@@ -312,7 +312,7 @@ print(", ".join(f"K={K}: {v:.4f} bits" for K, v in off.items()))
 # training; the horizontal lines are the uniform predictor and the filter that ignores
 # transitions.
 
-# %% mystnb={"figure": {"caption": "Per-sample entropy error at K=20 during training, one line per run, on a fixed batch of fresh HMMs.", "name": "fig-c2-curves"}}
+# %% mystnb={"figure": {"caption": "Per-sample entropy error at K=20 during training, one line per run, on a fixed batch of fresh HMMs.", "name": "fig-c2-curves"}} tags=["hide-input"]
 curves = {plotting.LABELS[name]: [(np.array([h["step"] for h in r.history]),
                                    np.array([h["entropy_mae"] for h in r.history])) for r in rs]
           for name, rs in runs.items()}
@@ -320,7 +320,7 @@ fig = plotting.learning_curves(curves, "entropy error (bits)", {"uniform": mae20
                                                                  plotting.LABELS["emission_only"]: mae20["emission_only"]["mean"]})
 fig
 
-# %%
+# %% tags=["hide-input"]
 gain = float(np.mean([primitives.late_gain(mae, steps) for steps, mae in curves[plotting.LABELS["transformer"]]]))
 glue("c2_late_gain", 100 * gain, display=False)
 print(f"transformer: error fell by {100 * gain:.0f}% over the last fifth of training (mean over seeds)")
@@ -337,7 +337,7 @@ print(f"transformer: error fell by {100 * gain:.0f}% over the last fifth of trai
 # %% [markdown]
 # ## Verdicts
 
-# %%
+# %% tags=["hide-input"]
 c2 = claims.record("C2", {"transformer_mae": mae20["transformer"]["mean"],
                           "uniform_over_transformer": mae20["uniform"]["mean"] / mae20["transformer"]["mean"],
                           "transformer_kl": tr20["kl"]},

@@ -58,7 +58,7 @@ profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper
 # %% [markdown]
 # We'll need the following imports.
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import torch
 from IPython.display import Markdown, display
@@ -78,7 +78,7 @@ TASK_LABELS = {"bijection": "bijection (canonical)", "sawtooth": "bijection with
 # no training run used: the same batch for every ablation condition, so differences between
 # conditions are never sampling noise. The HMM is evaluated at its training length, $K=20$.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 runs = cache.get_or_train_all(setup["runs"])  # chapters 1 and 2 trained all but the sawtooth runs
 tasks = {name: rs[0].config.task for name, rs in runs.items()}
 offsets = {"bijection": 1, "sawtooth": 1, "hmm": 20}  # chapter 1's and chapter 2's evaluation streams
@@ -114,7 +114,7 @@ display(Markdown(plotting.markdown_table(
 # One more column removes each head's mean key over the 20 tokens before measuring: it shows
 # whether the keys differ from one another once a direction they all share is set aside.
 
-# %%
+# %% tags=["hide-input"]
 bij_runs, V = runs["bijection"], tasks["bijection"].V
 d_head = bij_runs[0].config.model.d_model // bij_runs[0].config.model.n_heads
 hypotheses, key_tokens = torch.arange(V, 2 * V), torch.arange(V)
@@ -143,7 +143,7 @@ display(Markdown(plotting.markdown_table(
 # positions of each sequence (position embeddings and earlier layers included), averaged
 # over sequences.
 
-# %%
+# %% tags=["hide-input"]
 value_positions = torch.arange(1, tasks["bijection"].seq_len, 2)
 in_context = np.array([geometry.in_context_orthogonality(r.model, small["bijection"].tokens, value_positions).numpy()
                        for r in bij_runs])  # [seed, layer, head]
@@ -196,7 +196,7 @@ glue("c3_dhead", d_head, display=False)
 # heat-map ({numref}`fig-c3-focusing`) divides by $\log_2$ of the number of visible positions,
 # so 1 means uniform attention and 0 attention on one token.
 
-# %%
+# %% tags=["hide-input"]
 focus = {name: [evaluation.focusing(r, small[name]) for r in rs] for name, rs in runs.items()}  # cached per run
 rows = []
 for name, fs in focus.items():
@@ -208,13 +208,13 @@ for name, fs in focus.items():
 display(Markdown(plotting.markdown_table(
     ["task", "layer", "attention entropy (bits)", "attention mass by token type"], rows)))
 
-# %% mystnb={"figure": {"caption": "Attention entropy of every head (rows, layer L and head H) at every prediction position (columns), divided by log2 of the number of visible positions; first seed of each task.", "name": "fig-c3-focusing"}}
+# %% mystnb={"figure": {"caption": "Attention entropy of every head (rows, layer L and head H) at every prediction position (columns), divided by log2 of the number of visible positions; first seed of each task.", "name": "fig-c3-focusing"}} tags=["hide-input"]
 fig = plotting.focusing_heatmap({TASK_LABELS[n]: focus[n][0].normalised for n in ("bijection", "hmm")},
                                 {TASK_LABELS["bijection"]: "query position t (pairs observed)",
                                  TASK_LABELS["hmm"]: "observation t"})
 fig
 
-# %%
+# %% tags=["hide-input"]
 reduction = {name: [f.reduction for f in fs] for name, fs in focus.items()}
 for name in reduction:
     glue(f"c3_{name}_reduction", float(np.mean(reduction[name])), display=False)
@@ -252,7 +252,7 @@ glue("c3_hmm_l0_emission", float(np.mean([f.mass["E header"][0].mean() for f in 
 # scored on the others). For reference, an isotropic cloud in $d$ dimensions puts about $1/d$
 # of its variance on PC1.
 
-# %% tags=["full-width"]
+# %% tags=["full-width", "hide-input"]
 glue("c3_manifold_size", setup["manifold_size"], display=False)
 entropy = {name: metrics.entropy_bits(small[name].posterior).numpy() for name in runs}
 found = {name: [evaluation.manifolds(r, small[name]) for r in rs] for name, rs in runs.items()}  # cached per run
@@ -275,7 +275,7 @@ display(Markdown(plotting.markdown_table(
 # correlations. The same value-vector statistics at every layer (mean over seeds) show where
 # the structure appears:
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for name, rs in runs.items():
     for layer in range(len(rs[0].model.blocks)):
@@ -288,12 +288,12 @@ display(Markdown(plotting.markdown_table(
     ["task", "layer", "PC1", "Spearman(PC1, H), absolute", "within-position r, absolute", "held-out R² of H"],
     rows)))
 
-# %% mystnb={"figure": {"caption": "Final-layer value vectors at the prediction positions on their first two standardised principal components, coloured by the Bayes entropy; first seed of each task.", "name": "fig-c3-manifold"}}
+# %% mystnb={"figure": {"caption": "Final-layer value vectors at the prediction positions on their first two standardised principal components, coloured by the Bayes entropy; first seed of each task.", "name": "fig-c3-manifold"}} tags=["hide-input"]
 fig = plotting.value_manifold({TASK_LABELS[name]: (found[name][0]["pc"].numpy(), entropy[name].ravel(),
                                                    found[name][0]["explained"].numpy()) for name in runs})
 fig
 
-# %%
+# %% tags=["hide-input"]
 for name in runs:
     for k in ("pc1_share", "spearman", "within_position_r", "r2"):
         glue(f"c3_{name}_{k}", float(summary[name, "value vectors"][k]), display=False)
@@ -341,7 +341,7 @@ for name in runs:
 # the table gives absolute errors too, since a tenfold rise on a very small error can still be
 # a small error.
 
-# %%
+# %% tags=["hide-input"]
 layer_scores = {name: [evaluation.layer_ablation_errors(r, batches[name]) for r in runs[name]]  # cached per run
                 for name in ("bijection", "hmm")}
 layer_ratio = {name: {f"{mode}, layer {layer}": np.array([s[mode, layer] / b.entropy_error.mean()
@@ -353,12 +353,12 @@ display(Markdown(plotting.markdown_table(
       f"{np.mean([b.entropy_error.mean() for b in base[name]]):.4f}", ", ".join(f"{v:.1f}" for v in ratios[cond])]
      for name, ratios in layer_ratio.items() for cond, key in zip(ratios, layer_scores[name][0])])))
 
-# %% mystnb={"figure": {"caption": "Entropy MAE with one layer ablated over the intact model's (log scale): bars are the mean over seeds, dots the seeds; dotted: the claim's tenfold threshold.", "name": "fig-c3-layers"}}
+# %% mystnb={"figure": {"caption": "Entropy MAE with one layer ablated over the intact model's (log scale): bars are the mean over seeds, dots the seeds; dotted: the claim's tenfold threshold.", "name": "fig-c3-layers"}} tags=["hide-input"]
 fig = plotting.ablation_bars({TASK_LABELS[n]: r for n, r in layer_ratio.items()},
                              threshold=claims.CLAIMS["C5"].conditions[0].bound)
 fig
 
-# %%
+# %% tags=["hide-input"]
 min_skip = {name: [min(v[i] for k, v in ratios.items() if k.startswith("skip")) for i in range(len(runs[name]))]
             for name, ratios in layer_ratio.items()}
 for name, values in min_skip.items():
@@ -391,7 +391,7 @@ for name, values in min_skip.items():
 # half the largest, and the largest head's share of all damage. The **frame head** is the
 # layer-0 head with the most orthogonal hypothesis keys (C7).
 
-# %%
+# %% tags=["hide-input"]
 head_scores = {name: [evaluation.head_ablation_errors(r, batches[name]) for r in runs[name]]  # cached per run
                for name in ("bijection", "hmm")}
 rows, conc = [], {name: [] for name in head_scores}
@@ -411,7 +411,7 @@ for name, per_seed in head_scores.items():
 display(Markdown(plotting.markdown_table(
     ["task", "seed", "head", "damage, zero ablation (bits)", "damage, mean ablation (bits)"], rows)))
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(plotting.markdown_table(
     ["task", "seed", "most damaging head", "error × when ablated", "top / second", "heads above half the top",
      "top head's share", "frame head (most orthogonal keys)"],
@@ -457,7 +457,7 @@ glue("c3_hmm_top_over_second", float(np.mean([c["top_over_second"] for c in conc
 # position is controlled, and no single frame head. Every verdict below was computed against
 # thresholds fixed before the run.
 
-# %%
+# %% tags=["hide-input"]
 def check(claim_id, per_seed, details):
     """Record a claim from per-seed values of each condition's quantity (means over seeds)."""
     summaries = {k: geometry.over_seeds(v) for k, v in per_seed.items()}

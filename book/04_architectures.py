@@ -52,7 +52,7 @@ profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper
 # %% [markdown]
 # We'll need the following imports.
 
-# %%
+# %% tags=["hide-input"]
 import dataclasses
 
 import numpy as np
@@ -83,7 +83,7 @@ print(f"profile={profile}:", "; ".join(f"{name} {task.seq_len} tokens" for name,
 # knows which values were stored, but not which key each was bound to, with $1/n_\text{pairs}$.
 # Here is one sequence at this profile's size:
 
-# %%
+# %% tags=["hide-input"]
 recall = tasks["recall"]
 example = recall.sample(1, torch.Generator().manual_seed(0))
 names = {recall_tokens.PAD: "PAD", recall_tokens.STORE: "STORE", recall_tokens.FILLER: "·",
@@ -120,7 +120,7 @@ for key in ("n_pairs", "n_keys", "n_values", "n_queries", "n_filler"):
 # is trained twice. The recurrent models have two blocks each. The last column says where a
 # run comes from.
 
-# %% tags=["full-width"]
+# %% tags=["full-width", "hide-input"]
 runs_cfg, sweep_cfg = setup["runs"], setup["sweep"]
 source = {"bijection": "chapter 1", "hmm": "chapter 2"}
 params = {(name, arch): profiles.count_params(cfgs[0].model, cfgs[0].task)
@@ -139,7 +139,7 @@ display(Markdown(plotting.markdown_table(
 # stored pairs, each sized to the transformer of its own sequence length; the run at the
 # chapter's recall size is the chapter's first seed, not a new one.
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(plotting.markdown_table(
     ["stored pairs", "tokens", *[f"{plotting.LABELS[a]} parameters" for a in profiles.C4_SWEEP_ARCHS]],
     [[n, archs["transformer"][0].task.seq_len,
@@ -151,7 +151,7 @@ display(Markdown(plotting.markdown_table(
 #
 # Every missing run trains in one call, two at a time on one CPU thread each, longest first.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 groups = {(name, arch): cfgs for name, archs in runs_cfg.items() for arch, cfgs in archs.items()}
 groups |= {("sweep", n, arch): cfgs for n, archs in sweep_cfg.items() for arch, cfgs in archs.items()}
 groups[("pad_convention",)] = setup["pad_convention"]
@@ -173,7 +173,7 @@ for (name, *rest), rs in trained.items():
 # the uniform predictor's entropy error or $1 - 1/n_\text{values}$. Intervals are 95%
 # bootstrap intervals over seeds and sequences (`lib.stats`).
 
-# %%
+# %% tags=["hide-input"]
 batches = {"bijection": train.eval_batch(tasks["bijection"], setup["eval_size"]["bijection"], cpu, offset=1),
            "hmm": train.eval_batch(tasks["hmm"], setup["eval_size"]["hmm"], cpu, offset=tasks["hmm"].K),
            "recall": train.eval_batch(recall, setup["eval_size"]["recall"], cpu, offset=1)}
@@ -200,7 +200,7 @@ for name, archs in summary.items():
 # transformer's position table reaches $K=50$ (chapter 2); Mamba and the LSTM have no position
 # table and run at any length. The same models at $K=50$, beside the claim:
 
-# %%
+# %% tags=["hide-input"]
 K_max = max(setup["test_K"])
 long_task = dataclasses.replace(tasks["hmm"], K=K_max)
 long_batch = train.eval_batch(long_task, setup["eval_size"]["hmm"], cpu, offset=K_max)
@@ -252,7 +252,7 @@ for arch, s in summary_k50.items():
 # ({numref}`fig-c4-curves`). Each curve is measured on the run's fixed learning-curve batch,
 # in units of that batch's baseline error.
 
-# %% mystnb={"figure": {"caption": "r = error / error of the context-blind baseline during training, one line per run, on each run's fixed learning-curve batch (log scale). Solid: r = 1, the baseline; dotted: the cut-offs of the primitives matrix.", "name": "fig-c4-curves"}}
+# %% mystnb={"figure": {"caption": "r = error / error of the context-blind baseline during training, one line per run, on each run's fixed learning-curve batch (log scale). Solid: r = 1, the baseline; dotted: the cut-offs of the primitives matrix.", "name": "fig-c4-curves"}} tags=["hide-input"]
 curves = {name: {arch: [primitives.learning_curve(r) for r in rs] for arch, rs in archs.items()}
           for name, archs in runs.items()}
 fig = plotting.learning_curves_by_task(
@@ -267,7 +267,7 @@ fig
 # and its relative fall over the last fifth of training (mean over seeds): near zero, the
 # curve has levelled off.
 
-# %%
+# %% tags=["hide-input"]
 late = {(name, arch): [primitives.late_gain(r, steps) for steps, r in cs]
         for name, archs in curves.items() for arch, cs in archs.items()}
 display(Markdown(plotting.markdown_table(
@@ -292,7 +292,7 @@ for (name, arch), gains in late.items():
 # {glue:text}`c4_partial`, a cross above. {numref}`fig-c4-matrix` puts our matrix, computed
 # from the table above, beside the paper's; a heavy border marks a cell where they differ.
 
-# %%
+# %% tags=["hide-input"]
 glue("c4_tick", claims.TICK_MAX_R, display=False)
 glue("c4_partial", claims.PARTIAL_MAX_R, display=False)
 columns = ["bijection", "hmm", "recall"]
@@ -307,7 +307,7 @@ c11_per_seed = [claims.matrix_agreement(claims.primitive_matrix(
 print(c11_values, "| cells agreeing, seed by seed:", c11_per_seed)
 glue("c4_cells_agreeing", int(c11_values["cells_agreeing"]), display=False)
 
-# %% mystnb={"figure": {"caption": "Left: our architecture x primitive matrix, each cell graded from r (written in it) at the claim's cut-offs; a heavy border marks a cell that differs from the paper's. Right: the paper's matrix (v3), as registered in lib/claims.py.", "name": "fig-c4-matrix"}}
+# %% mystnb={"figure": {"caption": "Left: our architecture x primitive matrix, each cell graded from r (written in it) at the claim's cut-offs; a heavy border marks a cell that differs from the paper's. Right: the paper's matrix (v3), as registered in lib/claims.py.", "name": "fig-c4-matrix"}} tags=["hide-input"]
 fig = plotting.primitive_matrices(ours, r_matrix, paper_c11["matrix"], paper_c11["columns"],
                                   {arch: plotting.LABELS[arch] for arch in profiles.C4_ARCHS})
 fig
@@ -332,7 +332,7 @@ fig
 # the pair it needs. {numref}`fig-c4-recall` shows recall accuracy against the number of stored
 # pairs (one seed per point, the same budget at every size).
 
-# %% mystnb={"figure": {"caption": "Top-1 recall accuracy, read at each queried key, against the number of stored pairs, one seed per point, same recipe and budget at every size. Dotted: chance; dashed: 1 / stored pairs, what a model gets that knows the stored values but not the bindings.", "name": "fig-c4-recall"}}
+# %% mystnb={"figure": {"caption": "Top-1 recall accuracy, read at each queried key, against the number of stored pairs, one seed per point, same recipe and budget at every size. Dotted: chance; dashed: 1 / stored pairs, what a model gets that knows the stored values but not the bindings.", "name": "fig-c4-recall"}} tags=["hide-input"]
 n_pairs = np.array(sorted(sweep))
 sweep_acc = {}
 for n in n_pairs:
@@ -378,7 +378,7 @@ fig
 # recipe and budget) with the answer read at the `[PAD]`, beside the same model read at the
 # key.
 
-# %% mystnb={"figure": {"caption": "The recall transformer's learning curves, first seed, with the answer read at the queried key (this chapter's convention) and at the PAD after it (where the authors' generator attaches the target). r = (1 - accuracy) / (1 - chance); dotted: r for a model that knows which values were stored but not which key each was bound to.", "name": "fig-c4-convention"}}
+# %% mystnb={"figure": {"caption": "The recall transformer's learning curves, first seed, with the answer read at the queried key (this chapter's convention) and at the PAD after it (where the authors' generator attaches the target). r = (1 - accuracy) / (1 - chance); dotted: r for a model that knows which values were stored but not which key each was bound to.", "name": "fig-c4-convention"}} tags=["hide-input"]
 convention_runs = {"read at the key": runs["recall"]["transformer"][:1], "read at the PAD": trained["pad_convention",]}
 knows_values = (1 - 1 / recall.n_pairs) / (1 - 1 / recall.n_values)
 fig = plotting.learning_curves({label: [primitives.learning_curve(r) for r in rs]
@@ -422,7 +422,7 @@ fig
 # {numref}`fig-c4-states` shows the first seed's representations on their first two
 # principal components.
 
-# %%
+# %% tags=["hide-input"]
 geo_batch = train.eval_batch(tasks["hmm"], setup["geometry_size"], cpu, offset=setup["geometry_offset"])
 posterior = geo_batch.posterior.numpy()
 symbols = tasks["hmm"].decode(geo_batch.tokens)[2].numpy()  # [sequence, observation]
@@ -445,7 +445,7 @@ display(Markdown(plotting.markdown_table(
        "lstm": f"{paper_c15['others']['LSTM R^2']} / {paper_c15['others']['LSTM PC1']}"}[arch]]
      for arch, s in geo_summary.items()])))
 
-# %% mystnb={"figure": {"caption": "Final-layer representations of Mamba and the LSTM at the observation positions of held-out HMMs (K=20), on their first two standardised principal components, coloured by the most probable hidden state under the exact filter; first seed of each.", "name": "fig-c4-states"}}
+# %% mystnb={"figure": {"caption": "Final-layer representations of Mamba and the LSTM at the observation positions of held-out HMMs (K=20), on their first two standardised principal components, coloured by the most probable hidden state under the exact filter; first seed of each.", "name": "fig-c4-states"}} tags=["hide-input"]
 argmax_state = posterior.reshape(-1, tasks["hmm"].S).argmax(1)
 fig = plotting.state_clusters({plotting.LABELS[arch]: (g["pcs"].numpy(), argmax_state, g["explained"].numpy())
                                for arch, g in geo.items()})
@@ -470,7 +470,7 @@ fig
 # under `_build/smoke/` instead of `data/claims/`. C11's interval is the range of its count
 # over seeds (the matrix computed from each seed's runs alone).
 
-# %%
+# %% tags=["hide-input"]
 def by_arch(name, extra=None):
     return {arch: {"error": s["error"], "ci95": s["ci95"], "per_seed": s["per_seed"], "r": s["r"],
                    "r_ci95": s["r_ci95"], "parameters": params[name, arch], **(extra or {}).get(arch, {})}

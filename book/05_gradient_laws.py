@@ -50,7 +50,7 @@ profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper
 # %% [markdown]
 # We'll need the following imports.
 
-# %%
+# %% tags=["hide-input"]
 import copy
 import math
 import time
@@ -180,7 +180,7 @@ laws = {"score": "G1: dL/ds = a (b - mean_a b)", "query": "G1: dL/dq = dL/ds k /
 display(Markdown(plotting.markdown_table(["law", "max relative error (float64)"],
                                          [[laws[k], f"{v:.1e}"] for k, v in random_check.items()])))
 
-# %%
+# %% tags=["hide-input"]
 g1_random = max(random_check[k] for k in ("score", "query", "key"))
 g2_random = max(random_check[k] for k in ("value", "W_V"))
 glue("g1_random_err", g1_random, display=False)
@@ -207,7 +207,7 @@ glue("g2_random_err", g2_random, display=False)
 # step an update of $W_V$ induces, whose input is the block's normed residual stream
 # `norm_attn(resid_pre)`: their cosine, and the norm ratio at equal $\eta$.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 run = cache.get_or_train(setup["transformer"])
 batch = train.eval_batch(run.config.task, setup["check_batch"], torch.device("cpu"), offset=5)
 loss_fn = lambda logits: train.loss_fn(logits, batch, run.config.train.target)  # noqa: E731
@@ -221,7 +221,7 @@ display(Markdown(plotting.markdown_table(
       f"{max(r64[k] for k in routing + values):.1e}", f"{r['row_sum']:.1e}", f"{r['cosine']:.3f}",
       f"{r['norm_ratio']:.2f}"] for r, r64 in zip(rows32, rows64)])))
 
-# %%
+# %% tags=["hide-input"]
 g1_model = max(r[k] for r in rows32 for k in routing)
 g2_model = max(r[k] for r in rows32 for k in values)
 model64 = max(r[k] for r in rows64 for k in routing + values)
@@ -273,7 +273,7 @@ for name, value in {"g1_model_err": g1_model, "g2_model_err": g2_model, "model_e
 # claim's band is $[0.9, 1.1]\,\eta$ at the smallest step. Because the first-order change is a
 # sum, its slope is the sum of the three terms' slopes, which we also compute exactly.
 
-# %%
+# %% tags=["hide-input"]
 fb_setup = setup["feedback"]
 fb_heads = gradients.random_head(setup["feedback_heads"], **fb_setup["head"], generator=torch.Generator().manual_seed(1))
 feedback = gradients.positive_feedback(fb_heads, list(fb_setup["etas"]))
@@ -285,7 +285,7 @@ display(Markdown(plotting.markdown_table(
 print("slope / eta of each first-order term:", ", ".join(f"{k} {v:.3f}" for k, v in feedback.components.items()),
       f"(sum {sum(feedback.components.values()):.3f})")
 
-# %%
+# %% tags=["hide-input"]
 glue("g3_slope", feedback.slope_over_eta[0], display=False)
 glue("g3_eta", feedback.etas[0], display=False)
 glue("g3_cross", feedback.components["cross"], display=False)
@@ -309,7 +309,7 @@ glue("g3_attention", feedback.sharpness["attention"], display=False)
 # advantage of the value they attend to most rose. {numref}`fig-g3-feedback` shows the
 # regression and its dependence on the step size.
 
-# %% mystnb={"figure": {"caption": "Positive feedback after one free-value gradient step on random float64 heads. Left: change in advantage per unit step against the self-term regressor, both with each query's mean removed; dashed, the self term alone (slope 1); red, the fitted slope. Right: fitted slope divided by the step size, with 95% bootstrap intervals over heads; green band, the claim's registered range.", "name": "fig-g3-feedback"}}
+# %% mystnb={"figure": {"caption": "Positive feedback after one free-value gradient step on random float64 heads. Left: change in advantage per unit step against the self-term regressor, both with each query's mean removed; dashed, the self term alone (slope 1); red, the fitted slope. Right: fitted slope divided by the step size, with 95% bootstrap intervals over heads; green band, the claim's registered range.", "name": "fig-g3-feedback"}} tags=["hide-input"]
 G3 = claims.CLAIMS["G3"]
 band = tuple(c.bound for c in G3.conditions)
 fig = plotting.positive_feedback(
@@ -321,7 +321,7 @@ fig
 # After seeing the result we asked how the slope depends on the sharpness of the heads, by
 # rescaling every weight of the same random heads (exploration, not part of the claim):
 
-# %%
+# %% tags=["hide-input"]
 sweep = []
 for scale in fb_setup["scales"]:
     fb_scaled = gradients.random_head(setup["feedback_heads"], **{**fb_setup["head"], "scale": scale},
@@ -387,7 +387,7 @@ glue("g3_uniform_slope", sweep[0][1].slope_over_eta[0], display=False)
 # never); the speed-up is the budget divided by the mean time. SGD's own time is the budget by
 # definition in the authors' script; the table shows what the same rule gives for SGD itself.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 em_cfg = setup["em"]
 experiment = em_vs_sgd.run(em_cfg)
 speed = em_vs_sgd.speedups(experiment)
@@ -410,7 +410,7 @@ print(f"uniform predictor ln 8 = {start_loss:.4f} nats; Bayes floor (forward fil
       f"(held-out {experiment.test_floor.mean():.4f}), Bayes entropy {experiment.bayes_entropy.mean():.4f}; "
       f"authors' H(Y_t | Y_t-1) = {em_cfg.chain.conditional_entropy():.4f}")
 
-# %%
+# %% tags=["hide-input"]
 sgd, em = experiment.budget["sgd"], experiment.budget["em_like"]
 entropy_gaps = {name: abs(experiment.budget[name].entropy[:, -1].mean() - experiment.bayes_entropy.mean()).item()
                 for name in ("sgd", "em_like")}
@@ -444,7 +444,7 @@ glue("g6_minutes", experiment.seconds / 60, display=False)
 #
 # {numref}`fig-g6-curves` shows the curves, and a longer budget for the two paper arms.
 
-# %% mystnb={"figure": {"caption": "Full-batch gradient descent on the sticky Markov chain. Left: training loss over the paper's 1000 steps, mean over seeds (band: lowest to highest seed), with the uniform predictor, the Bayes floor (forward filter, mean over seeds) and the official threshold. Right: the long budget, loss minus the Bayes floor of the same sequence (symmetric log scale, linear within 0.01 nats of zero; below zero is below the floor), on the training sequence (solid) and on a held-out sequence (dotted, every 100 steps); the vertical line marks the paper's budget.", "name": "fig-g6-curves"}}
+# %% mystnb={"figure": {"caption": "Full-batch gradient descent on the sticky Markov chain. Left: training loss over the paper's 1000 steps, mean over seeds (band: lowest to highest seed), with the uniform predictor, the Bayes floor (forward filter, mean over seeds) and the official threshold. Right: the long budget, loss minus the Bayes floor of the same sequence (symmetric log scale, linear within 0.01 nats of zero; below zero is below the floor), on the training sequence (solid) and on a held-out sequence (dotted, every 100 steps); the vertical line marks the paper's budget.", "name": "fig-g6-curves"}} tags=["hide-input"]
 labels = {name: a.label for name, a in arm_table.items()}
 n_long = em_cfg.long_seeds
 fig = plotting.em_curves(
@@ -458,7 +458,7 @@ fig
 # On the paper's budget (mean over the seeds that got there; "-" where none did) and on the
 # long budget:
 
-# %%
+# %% tags=["hide-input"]
 fractions = [0.1, 0.25, 0.5, 0.75, 0.9, 0.95]
 rows = []
 for budget_name, runs in (("paper's budget", experiment.budget), ("long budget", experiment.long)):
@@ -470,7 +470,7 @@ for budget_name, runs in (("paper's budget", experiment.budget), ("long budget",
                                                    if reached[i] else "-" for i in range(len(fractions))])
 display(Markdown(plotting.markdown_table(["budget", "arm"] + [f"{f:.0%} of the gap" for f in fractions], rows)))
 
-# %%
+# %% tags=["hide-input"]
 long_sgd, long_em = experiment.long["sgd"], experiment.long["em_like"]
 long_floor, long_test_floor = experiment.floor[:n_long], experiment.test_floor[:n_long]
 half = em_vs_sgd.time_to_fraction(torch.stack([long_sgd.loss, long_em.loss]), start_loss, long_floor, [0.5, 0.9])
@@ -513,7 +513,7 @@ glue("g6_em_over_wo", speed["em_like"]["speedup"] / speed["w_o"]["speedup"], dis
 # far from orthonormal, so the step the EM-like arm gives the values is the kernel-smoothed one.
 # At initialisation its cosine with the free-value (responsibility-weighted) step is:
 
-# %%
+# %% tags=["hide-input"]
 print(", ".join(f"seed {s}: cosine {v['cosine']:.2f}" for s, v in zip(em_cfg.seeds, experiment.value_step)))
 
 # %% [markdown]
@@ -525,7 +525,7 @@ print(", ".join(f"seed {s}: cosine {v['cosine']:.2f}" for s, v in zip(em_cfg.see
 # value itself. The EM-vs-SGD training took {glue:text}`g6_minutes:.1f` minutes of this run, in
 # two worker processes on a 2-core machine shared with other jobs.
 
-# %%
+# %% tags=["hide-input"]
 details_model = [{k: r[k] for k in ("layer", "head", *routing, *values, "row_sum", "cosine", "norm_ratio")}
                  for r in rows32]
 records = [

@@ -58,7 +58,7 @@ profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper
 # %% [markdown]
 # We'll need the following imports.
 
-# %%
+# %% tags=["hide-input"]
 import numpy as np
 import torch
 from IPython.display import Markdown, display
@@ -79,7 +79,7 @@ print("threshold:", " and ".join(map(str, claims.CLAIMS["C10"].conditions)))
 # only when the cache lacks them). The probe batches come from a seed stream that neither
 # training nor the other chapters' evaluations use.
 
-# %% tags=["remove-stderr"]
+# %% tags=["remove-stderr", "hide-input"]
 runs = cache.get_or_train_all(setup["runs"])
 probes = {name: train.eval_batch(rs[0].config.task, setup["probe_size"][name], cpu, offset=6)
           for name, rs in runs.items()}
@@ -94,7 +94,7 @@ display(Markdown(plotting.markdown_table(
 #
 # For the bijection, `resolve_last=4` adds the separation of the four lowest entropy levels.
 
-# %% tags=["full-width"]
+# %% tags=["full-width", "hide-input"]
 trajectories = {name: [dynamics.trajectory(run, probes[name], resolve_last=4 if name == "bijection" else 0)
                        for run in rs] for name, rs in runs.items()}
 summaries = {name: [t.summary() for t in ts] for name, ts in trajectories.items()}
@@ -114,7 +114,7 @@ display(Markdown("**Bijection, seed 0, raw values.**\n\n" + plotting.markdown_ta
 # precision metrics; the shaded bands span the seeds, the dotted vertical lines mark where the
 # frame (blue) and the entropy error (red) settled, median over seeds.
 
-# %% tags=["remove-output"]
+# %% tags=["remove-output", "hide-input"]
 panels = {}
 for name, ts in trajectories.items():
     names = [n for n in ts[0].values if n != "gradient ratio"] + ["gradient ratio"]
@@ -136,7 +136,7 @@ glue("fig_frame_precision", plotting.frame_precision(panels), display=False)
 #
 # ## When the frame settled, how far was the precision?
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for name, ss in summaries.items():
     for run, s, t in zip(runs[name], ss, trajectories[name]):
@@ -173,7 +173,7 @@ for k, s in stats.items():
 # at step {glue:text}`c10_rho_peak_step:.0f` ({glue:text}`c10_rho_peak:.2f`) and ends at
 # {glue:text}`c10_rho_final:.2f`.
 
-# %%
+# %% tags=["hide-input"]
 bij_values = {k: np.mean([t.values[k] for t in trajectories["bijection"]], 0) for k in first.values}
 ratio, rho = bij_values["gradient ratio"], bij_values["|Spearman(PC1, H)|"]
 for key, value in {"ratio_init": ratio[0], "ratio_peak": ratio.max(), "ratio_peak_step": first.steps[ratio.argmax()],
@@ -188,7 +188,7 @@ for key, value in {"ratio_init": ratio[0], "ratio_peak": ratio.max(), "ratio_pea
 # concatenated) at the prediction positions through training, for seed 0: each panel is that
 # snapshot's own standardised PCA, coloured by the posterior entropy.
 
-# %% tags=["remove-output"]
+# %% tags=["remove-output", "hide-input"]
 shown = [int(s) for s in first.steps if s in (0, 30, 100, 300, 1000) or s == first.steps[-1]]
 unfurl = {s: dynamics.value_manifold(dynamics.model_at(runs["bijection"][0], s), probes["bijection"]) for s in shown}
 glue("fig_unfurling", plotting.unfurling({s: (m.pc, m.entropy, m.explained) for s, m in unfurl.items()},
@@ -209,7 +209,7 @@ glue("fig_unfurling", plotting.unfurling({s: (m.pc, m.entropy, m.explained) for 
 #
 # ## The claim
 
-# %%
+# %% tags=["hide-input"]
 values = {k: s["mean"] for k, s in stats.items()}
 headline = claims.CLAIMS["C10"].headline
 rec = claims.record("C10", values, profile, seeds=len(runs["bijection"]), ci95=stats[headline]["ci95"],

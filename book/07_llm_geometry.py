@@ -54,7 +54,7 @@ profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper
 # with the committed cache under `data/runs/`, the chapter never loads it. The untrained
 # control is the same architecture at Hugging Face's random initialisation.
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 import numpy as np
@@ -88,7 +88,7 @@ print(f"profile={profile}: {llm.smollm2_path().name}, {lay.n_layers} layers, {la
 # batched pass records every candidate's next-token entropy and its value vectors at the
 # layers used below (cached under `data/runs/`).
 
-# %%
+# %% tags=["hide-input"]
 pool = prompts.load_pool()
 if cfg["pool_per_domain"]:
     pool = [p for d in prompts.DOMAINS for p in [q for q in pool if q["domain"] == d][:cfg["pool_per_domain"]]]
@@ -117,7 +117,7 @@ display(Markdown(plotting.markdown_table(
 # independently across prompts (same marginals, no shared axis). The untrained model runs the
 # same prompts.
 
-# %% tags=["full-width"]
+# %% tags=["full-width", "hide-input"]
 values = {name: pool_run["values"][idx, -1] for name, idx in sets.items()}
 init_values = {name: llm_runs.last_token_pass(models.init, init_id, [texts[i] for i in sets[name]],
                                               layers=(last,))["values"][:, 0] for name in ("mixed", "math")}
@@ -164,7 +164,7 @@ plotting.value_pc1_scatter({name: (geometry["summaries"][name]["scores"].numpy()
 # %% [markdown]
 # The claim checks. Each record names the paper's number it compares with.
 
-# %%
+# %% tags=["hide-input"]
 records = {}
 for cid in ("L1", "L2", "L3"):
     vals, ci = geometry[cid]
@@ -210,7 +210,7 @@ for cid in ("L1", "L2", "L3"):
 # row renormalised, because many heads park mass on the first token (an attention sink)
 # whatever the content.
 
-# %%
+# %% tags=["hide-input"]
 keys = llm_analysis.key_orthogonality(models, (trained_id, init_id), n_tokens=cfg["key_tokens"], seed=cfg["seed"])
 attn_run = llm_runs.last_token_pass(models.trained, trained_id, [texts[i] for i in sets["mixed"]], attention=True)
 focus = llm_analysis.focusing(attn_run["attn_entropy"], attn_run["attn_entropy_no_sink"], cfg)
@@ -242,7 +242,7 @@ plotting.layer_profiles({"SmolLM2 (trained)": np.array(keys["details"]["per_laye
                         {"all keys": np.array(focus["details"]["per_layer"]),
                          "first key removed": np.array(focus["details"]["per_layer_no_sink"])})
 
-# %%
+# %% tags=["hide-input"]
 for cid, res in (("L4", keys), ("L5", focus)):
     records[cid] = claims.record(cid, res["values"], profile, seeds=1, ci95=res["ci"],
                                  details=llm_analysis.jsonable(res["details"]))
@@ -279,7 +279,7 @@ for cid, res in (("L4", keys), ("L5", focus)):
 # also report the mass it puts on them. Controls: `remap` (labels `X`/`Y`) and `shuffled`
 # (every shown label drawn at random, so the examples carry no mapping).
 
-# %%
+# %% tags=["hide-input"]
 sula_runs = llm_analysis.sula_conditions(models.trained, trained_id, cfg, last)
 sula_res = llm_analysis.sula_claims(sula_runs, cfg)
 l6_values, _, l6_details = sula_res["L6"]
@@ -305,7 +305,7 @@ glue("l6_mass_k0", l6_details["by_k"][0]["mass"], display=False)
 # %% tags=["remove-input"] mystnb={"figure": {"caption": "SULA: the model's mean entropy over the two labels and the Bayes entropy per number of examples k, for the main task and the two controls (left); the median probability the model puts on the two label tokens (right).", "name": "fig-llm-sula"}}
 plotting.sula_by_k(sula_res["by_k"])
 
-# %%
+# %% tags=["hide-input"]
 for cid in ("L6", "L7"):
     vals, ci, details = sula_res[cid]
     records[cid] = claims.record(cid, vals, profile, seeds=1, ci95=ci, details=llm_analysis.jsonable(details))
@@ -340,7 +340,7 @@ for cid in ("L6", "L7"):
 # random unit axes moved by the same amount. Single layer: the last (the paper's layer 23 of
 # 24); multi-layer: layers 10, 15, 20, 25, 29 (the paper's 8, 12, 16, 20, 23, rescaled).
 
-# %%
+# %% tags=["hide-input"]
 gen = torch.Generator().manual_seed(cfg["seed"])
 order = torch.randperm(len(pool), generator=gen)
 heldout, estimate = order[:cfg["heldout"]], order[cfg["heldout"]:]
@@ -380,7 +380,7 @@ plotting.axis_vs_random({
                            multi["details"]["cut_sula_mae"] - multi["details"]["base_sula_mae"],
                            "change of SULA MAE (bits)")})
 
-# %%
+# %% tags=["hide-input"]
 for cid, res in (("L8", single), ("L9", multi)):
     records[cid] = claims.record(cid, res["values"], profile, seeds=1, ci95=res["ci"],
                                  details=llm_analysis.jsonable(res["details"]))
@@ -407,7 +407,7 @@ for cid, res in (("L8", single), ("L9", multi)):
 #
 # ## Summary
 
-# %%
+# %% tags=["hide-input"]
 display(Markdown(plotting.markdown_table(
     ["claim", "ours", "paper", "verdict"],
     [[cid, f"{r['ours']['value']:.3g} {r['ours']['unit']}", claims.paper_value(r["paper"]),

@@ -74,7 +74,7 @@ def bench_section() -> str:
     if not path.exists():
         return ""
     return ("\n## Where the training time goes\n\nWhat a reproduction from an empty cache would spend "
-            "training, model by model (most costly first) and chapter by chapter, on a quiet machine. "
+            "training, model by model (most costly first) and chapter by chapter.\n\n"
             + full_width(bench_report(json.loads(path.read_text()))))
 
 
