@@ -13,7 +13,7 @@ endif
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
 
-.PHONY: setup train reproduce timed-reproduce prune smoke book test bench golden clean-build
+.PHONY: setup train reproduce timed-reproduce prune smoke book test bench golden clean-build publish dist
 
 setup:  ## install the pinned requirements and the lib package
 	$(PYTHON) -m pip install -r requirements.txt
@@ -82,3 +82,22 @@ bench:  ## training speed and memory of every model the book trains beside BASEL
 
 clean-build:
 	rm -rf _build
+
+# The built book (`make book` first; set the public URL in _config.yml's `publishing:` block before
+# building a book to publish). publish writes BOOK_HTML, plus an empty .nojekyll (GitHub Pages
+# would otherwise drop _static/ and every other folder starting with "_"), as the whole tree of a
+# new commit on the local gh-pages branch, through `git fast-import`: neither the work tree nor
+# the checked-out branch is touched. It then pushes that branch, and only that branch, to REMOTE
+# (a remote's name or a repository's path or URL), forced: the pages are the built book, not
+# history to merge.
+REMOTE ?= origin
+BOOK_HTML ?= _build/html
+DIST ?= _build/bayesian-attention-reproduced-html.zip
+
+publish:  ## push the built book to the gh-pages branch of REMOTE (default origin) with ghp-import
+	@test -f $(BOOK_HTML)/index.html || { echo "publish: no built book in $(BOOK_HTML); run make book first"; exit 1; }
+	$(PYTHON) -m ghp_import --no-jekyll --push --force --remote $(REMOTE) --branch gh-pages \
+	  --message "The book built from $$(git rev-parse --short HEAD 2>/dev/null || echo 'no commit')" $(BOOK_HTML)
+
+dist:  ## zip the built book into $(DIST): unzipped, it opens offline from the file system
+	$(PYTHON) scripts/dist.py $(BOOK_HTML) $(DIST)
