@@ -84,18 +84,28 @@ for t in (0, task.L - 1):
 # remain. `tests/test_tasks.py` checks this formula against brute-force enumeration of all
 # $V!$ bijections for small $V$.
 #
-# **Why training on this task targets the posterior (Theorem 1).** Let the context $c$ and
-# the outcome $y$ be drawn from the task's generative process and let $q(\cdot \mid c)$ be any
-# predictive. The expected cross-entropy splits as
+# Why does training on this task target that posterior at all?
+#
+# ```{prf:theorem} The cross-entropy minimiser is the posterior predictive (Paper I's Theorem 1)
+# :label: thm-posterior
+# Let the context $c$ and the outcome $y$ be drawn from the task's generative process. Among
+# all predictives $q(\cdot \mid c)$, the expected cross-entropy $\mathbb{E}_{c,y}[-\log q(y \mid c)]$
+# is smallest exactly when $q$ is the Bayesian posterior predictive
+# $p(y \mid c) = \int p(y \mid \theta)\, p(\theta \mid c)\, d\theta$, for almost every $c$.
+# ```
+#
+# ```{prf:proof}
+# The expected cross-entropy splits as
 #
 # $$ \mathbb{E}_{c,y}[-\log q(y \mid c)]
-#    = \mathbb{E}_c\big[H(p(\cdot \mid c))\big] + \mathbb{E}_c\big[\mathrm{KL}(p(\cdot \mid c)\,\|\,q(\cdot \mid c))\big], $$
+#    = \mathbb{E}_c\big[H(p(\cdot \mid c))\big] + \mathbb{E}_c\big[\mathrm{KL}(p(\cdot \mid c)\,\|\,q(\cdot \mid c))\big]. $$
 #
-# where $p(y \mid c) = \int p(y \mid \theta)\, p(\theta \mid c)\, d\theta$ is the Bayesian
-# posterior predictive. The first term does not depend on $q$ and the second is zero only when
-# $q = p$ (for almost every $c$). So the population minimiser of next-token cross-entropy is
-# exactly the posterior predictive; a model that reaches the minimum *is* Bayesian on this
-# task, and its distance from the minimum is what we measure.
+# The first term does not depend on $q$, and the second is non-negative and zero only when
+# $q(\cdot \mid c) = p(\cdot \mid c)$ for almost every $c$.
+# ```
+#
+# So a model that reaches the minimum *is* Bayesian on this task, and its distance from the
+# minimum is what we measure.
 #
 # The same split says something practical. Training against a sampled label $y$ and training
 # against the whole posterior $p(\cdot \mid c)$ as a soft target have the same expected loss up
@@ -280,15 +290,30 @@ print(claims.one_line(record))
 # %% [markdown]
 # ## Exercises
 #
-# 1. The flat MLP sees exactly what the transformer sees. Which computation does attention
-#    make cheap here that an MLP must spell out weight by weight? (Hint: how does the set of
-#    seen values enter each architecture's input?)
-# 2. Train the transformer with `target="sampled"` and four times the batch size. How does the
-#    error at the end of training scale with the batch size?
-# 3. Why is a per-sample entropy error of zero not enough to call a predictive Bayesian?
-#    Construct a predictive with zero entropy error and infinite KL.
+# Each exercise says what kind it is (derive, compute or discuss) and about how long it takes;
+# one that retrains something says so and for how long. Solutions are folded.
 #
-# ````{admonition} Solution to exercise 3
+# ````{exercise}
+# :label: ex-bijection-1
+# **Discuss, about 10 minutes.** The flat MLP sees exactly what the transformer sees. Which computation does attention
+# make cheap here that an MLP must spell out weight by weight? (Hint: how does the set of
+# seen values enter each architecture's input?)
+# ````
+#
+# ````{exercise}
+# :label: ex-bijection-2
+# **Compute, about 20 minutes.** Train the transformer with `target="sampled"` and four times the batch size. How does the
+# error at the end of training scale with the batch size?
+# It retrains one transformer at batch 512: about 15 minutes on one core (`make bench`: 7.1 minutes at batch 256).
+# ````
+#
+# ````{exercise}
+# :label: ex-bijection-3
+# **Derive, about 10 minutes.** Why is a per-sample entropy error of zero not enough to call a predictive Bayesian?
+# Construct a predictive with zero entropy error and infinite KL.
+# ````
+#
+# ````{solution} ex-bijection-3
 # :class: dropdown
 # At a query with $t$ pairs seen, put probability $1/(V-t)$ on $V-t$ values chosen to include
 # every value already seen (possible while $t \le V - t$). The entropy is $\log_2(V-t)$,

@@ -362,9 +362,24 @@ for rec in (c2, c3, c4):
 # %% [markdown]
 # ## Exercises
 #
-# 1. The cancelling aggregator can be zero for a model that is wrong on every sequence.
-#    Construct two sequences at one position where that happens.
-# 2. Replace the learned position table by no position embedding at all (causal attention can
-#    still count tokens). Which of C2 and C3 would you expect to change, and why?
-# 3. The flat MLP sees every token the transformer sees. Why might HMM filtering be harder
-#    for it than bijection elimination was in {numref}`Chapter %s <ch-bijection>`?
+# Each exercise says what kind it is (derive, compute or discuss) and about how long it takes;
+# one that retrains something says so and for how long. Solutions are folded.
+#
+# ````{exercise}
+# :label: ex-hmm-1
+# **Derive, about 15 minutes.** The cancelling aggregator can be zero for a model that is wrong on every sequence.
+# Construct two sequences at one position where that happens.
+# ````
+#
+# ````{exercise}
+# :label: ex-hmm-2
+# **Discuss, about 10 minutes.** Replace the learned position table by no position embedding at all (causal attention can
+# still count tokens). Which of C2 and C3 would you expect to change, and why?
+# Answer before trying it: trying it retrains the three transformers, about 30 minutes on two cores.
+# ````
+#
+# ````{exercise}
+# :label: ex-hmm-3
+# **Discuss, about 10 minutes.** The flat MLP sees every token the transformer sees. Why might HMM filtering be harder
+# for it than bijection elimination was in {numref}`Chapter %s <ch-bijection>`?
+# ````

@@ -496,15 +496,30 @@ records = [
 # %% [markdown]
 # ## Exercises
 #
-# 1. The permutation null shuffles each embedding's coordinates. Why is that a stricter
-#    baseline for "the keys are orthogonal *because of training*" than the Gaussian value?
-# 2. In the canonical bijection, fit a linear read-out of the position $t$ from the final
-#    value vectors. How does its $R^2$ compare with the read-out of $H_\text{Bayes}$, and what
-#    does that say about the canonical-bijection row of the manifold table?
-# 3. Mean ablation keeps a head's average output. When would zero ablation overstate a head's
-#    importance?
+# Each exercise says what kind it is (derive, compute or discuss) and about how long it takes;
+# one that retrains something says so and for how long. Solutions are folded.
 #
-# ````{admonition} Solution to exercise 3
+# ````{exercise}
+# :label: ex-geometry-1
+# **Discuss, about 10 minutes.** The permutation null shuffles each embedding's coordinates. Why is that a stricter
+# baseline for "the keys are orthogonal *because of training*" than the Gaussian value?
+# ````
+#
+# ````{exercise}
+# :label: ex-geometry-2
+# **Compute, about 15 minutes.** In the canonical bijection, fit a linear read-out of the position $t$ from the final
+# value vectors. How does its $R^2$ compare with the read-out of $H_\text{Bayes}$, and what
+# does that say about the canonical-bijection row of the manifold table?
+# It reads the cached runs: nothing retrains.
+# ````
+#
+# ````{exercise}
+# :label: ex-geometry-3
+# **Discuss, about 10 minutes.** Mean ablation keeps a head's average output. When would zero ablation overstate a head's
+# importance?
+# ````
+#
+# ````{solution} ex-geometry-3
 # :class: dropdown
 # When the head's average output is large and constant (a bias the next layers rely on):
 # removing it shifts every downstream activation off the distribution the model was trained

@@ -524,10 +524,24 @@ for rec in records:
 #
 # ## Exercises
 #
-# 1. The LSTM and Mamba both carry a fixed-size state. Which part of the HMM filter can a
-#    recurrent state hold exactly, and what must it first read from the header?
-# 2. Binding with $n$ pairs of $n_\text{values}$ values needs about $n \log_2 n_\text{values}$
-#    bits of state. How wide must a recurrent state be for the recall sizes of the sweep, and
-#    how wide are ours?
-# 3. The flat MLP's first layer is a sum of per-(position, token) embeddings. Can it
-#    represent which value followed which key? What would a second layer need to compute?
+# Each exercise says what kind it is (derive, compute or discuss) and about how long it takes;
+# one that retrains something says so and for how long. Solutions are folded.
+#
+# ````{exercise}
+# :label: ex-architectures-1
+# **Discuss, about 10 minutes.** The LSTM and Mamba both carry a fixed-size state. Which part of the HMM filter can a
+# recurrent state hold exactly, and what must it first read from the header?
+# ````
+#
+# ````{exercise}
+# :label: ex-architectures-2
+# **Derive, about 10 minutes.** Binding with $n$ pairs of $n_\text{values}$ values needs about $n \log_2 n_\text{values}$
+# bits of state. How wide must a recurrent state be for the recall sizes of the sweep, and
+# how wide are ours?
+# ````
+#
+# ````{exercise}
+# :label: ex-architectures-3
+# **Derive, about 15 minutes.** The flat MLP's first layer is a sum of per-(position, token) embeddings. Can it
+# represent which value followed which key? What would a second layer need to compute?
+# ````

@@ -30,7 +30,8 @@
 # controls it lacks. Four claims are judged, with thresholds fixed in `lib/claims.py` before
 # anything ran:
 #
-# - **G1**, the routing law, and **G2**, the value law: exact identities, so the relative error
+# - **G1**, the routing law ({prf:ref}`thm-routing-law`), and **G2**, the value law
+#   ({prf:ref}`thm-value-law`): exact identities, so the relative error
 #   against autograd must be at most $10^{-10}$ in float64 on random heads (and the rows of the
 #   score gradient must sum to zero to $10^{-12}$), and at most $10^{-4}$ in float32 in every
 #   head of chapter 1's trained transformer.
@@ -86,20 +87,40 @@ print(f"profile={profile}: {setup['em'].chain.seq_len}-symbol sticky chain, seed
 #
 # $A_{ij} > 0$ means value $j$ lowers query $i$'s loss more than the mixture it reads now.
 #
-# **Value law (G2).** $o_i$ depends on $v_j$ only through the term $\alpha_{ij} v_j$, so
+# ```{prf:theorem} Value law (G2)
+# :label: thm-value-law
+# The gradient of the loss with respect to value $j$ is the responsibility-weighted sum of the
+# upstream errors of the queries that read it:
 #
 # $$ \frac{\partial L}{\partial v_j} = \sum_{i \ge j} \alpha_{ij}\, u_i . $$
+# ```
+#
+# ```{prf:proof}
+# $o_i$ depends on $v_j$ only through the term $\alpha_{ij} v_j$, so
+# $\partial L / \partial v_j = \sum_i (\partial o_i / \partial v_j)^\top u_i = \sum_{i \ge j} \alpha_{ij} u_i$
+# (causality: only queries $i \ge j$ see $v_j$).
+# ```
 #
 # Column $j$ of the attention matrix acts as the responsibilities of value $j$ for the queries,
 # and a gradient step on a free value, $\Delta v_j = -\eta \sum_i \alpha_{ij} u_i$, moves it
 # against the responsibility-weighted errors. The step is not normalised: its size grows with
 # the total responsibility $\sum_i \alpha_{ij}$.
 #
-# **Routing law (G1).** The softmax Jacobian is
-# $\partial \alpha_{ik} / \partial s_{ij} = \alpha_{ik}(\delta_{kj} - \alpha_{ij})$, so
+# ```{prf:theorem} Routing law (G1)
+# :label: thm-routing-law
+# The gradient of the loss with respect to the score $s_{ij}$ is minus the attention weight
+# times the advantage:
+#
+# $$ \frac{\partial L}{\partial s_{ij}} = -\alpha_{ij} A_{ij} . $$
+# ```
+#
+# ```{prf:proof}
+# The softmax Jacobian is $\partial \alpha_{ik} / \partial s_{ij} = \alpha_{ik}(\delta_{kj} - \alpha_{ij})$, and
+# $\partial L / \partial \alpha_{ik} = b_{ik}$, so
 #
 # $$ \frac{\partial L}{\partial s_{ij}} = \sum_k b_{ik}\, \alpha_{ik} (\delta_{kj} - \alpha_{ij})
 #    = \alpha_{ij}\big(b_{ij} - \bar b_i\big) = -\alpha_{ij} A_{ij} . $$
+# ```
 #
 # Three corollaries follow at once.
 #
@@ -569,19 +590,34 @@ print(f"chapter ran in {(time.perf_counter() - chapter_start) / 60:.1f} min "
 # %% [markdown]
 # ## Exercises
 #
-# 1. Show that the routing law implies $\sum_j |\partial L/\partial s_{ij}| \le 2 \max_j |b_{ij} - \bar b_i|$,
-#    and that the bound shrinks as attention sharpens. Which of the two laws keeps a signal
-#    once the attention pattern has settled?
-# 2. Replace the cross-entropy read-out of the random heads by a linear loss
-#    $L = \sum_i g_i \cdot o_i$ with fixed $g_i$. What is the slope of the positive-feedback
-#    regression now, and why?
-# 3. In the EM-vs-SGD experiment, which learning rate on $W_V$ alone would make the EM-like arm
-#    as fast as the uniform 10x arm, if any? Predict from the table before running it.
+# Each exercise says what kind it is (derive, compute or discuss) and about how long it takes;
+# one that retrains something says so and for how long. Solutions are folded.
 #
-# ````{admonition} Solution to exercise 2
+# ````{exercise}
+# :label: ex-gradient-laws-1
+# **Derive, about 15 minutes.** Show that the routing law implies $\sum_j |\partial L/\partial s_{ij}| \le 2 \max_j |b_{ij} - \bar b_i|$,
+# and that the bound shrinks as attention sharpens. Which of the two laws keeps a signal
+# once the attention pattern has settled?
+# ````
+#
+# ````{exercise}
+# :label: ex-gradient-laws-2
+# **Derive, about 15 minutes.** Replace the cross-entropy read-out of the random heads by a linear loss
+# $L = \sum_i g_i \cdot o_i$ with fixed $g_i$. What is the slope of the positive-feedback
+# regression now, and why?
+# ````
+#
+# ````{solution} ex-gradient-laws-2
 # :class: dropdown
 # With a linear loss $u_i = g_i$ does not depend on $o_i$, so the feedback term vanishes and
 # the first-order expansion is exact. If the $g_i$ are drawn independently with mean zero, the
 # cross term $\eta \sum_{m \ne i} \alpha_{mj}\, g_i \cdot g_m$ averages to zero and the slope is
 # $\eta$; with correlated $g_i$ (queries that share an error direction) it is larger.
+# ````
+#
+# ````{exercise}
+# :label: ex-gradient-laws-3
+# **Compute, about 20 minutes.** In the EM-vs-SGD experiment, which learning rate on $W_V$ alone would make the EM-like arm
+# as fast as the uniform 10x arm, if any? Predict from the table before running it.
+# Running it retrains the EM-vs-SGD arms at the new learning rate, a few minutes on two cores.
 # ````

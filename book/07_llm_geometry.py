@@ -428,16 +428,28 @@ print(f"chapter ran in {time.perf_counter() - chapter_start:.0f} s on the {profi
 # %% [markdown]
 # ## Exercises
 #
-# 1. Run the value-geometry cell on the residual stream (the output of the final norm)
-#    instead of the values, as the authors' scripts do. Does PC1 grow?
-# 2. Replace the stratified mixed set by the un-stratified `random` set. How much of the PC1
-#    share and the correlation does the stratification itself create?
+# Each exercise says what kind it is (derive, compute or discuss) and about how long it takes;
+# one that retrains something says so and for how long. Solutions are folded.
 #
-# ````{admonition} Solution to exercise 1
+# ````{exercise}
+# :label: ex-llm-1
+# **Compute, about 15 minutes.** Run the value-geometry cell on the residual stream (the output of the final norm)
+# instead of the values, as the authors' scripts do. Does PC1 grow?
+# It loads the language model (about a minute) and runs one pass over the mixed set.
+# ````
+#
+# ````{solution} ex-llm-1
 # :class: dropdown
 # Hook the output of `model.model.norm` with `register_forward_hook` (inside a `try`/`finally`
 # that removes it), take the last token of each prompt and pass the matrix to
 # `llm_geometry.summary`. Compare with the row `mixed` of the table above and with its
 # permutation null: the residual stream has 576 coordinates and a few very large ones, so a
 # standardised PCA on it answers a different question than the paper's.
+# ````
+#
+# ````{exercise}
+# :label: ex-llm-2
+# **Compute, about 5 minutes.** Replace the stratified mixed set by the un-stratified `random` set. How much of the PC1
+# share and the correlation does the stratification itself create?
+# It reads the cached activations: seconds.
 # ````
