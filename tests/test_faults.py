@@ -187,3 +187,32 @@ def test_a_killed_run_resumes_from_its_checkpoint_bit_identical(tmp_path):
         assert torch.equal(resumed.model.state_dict()[name], tensor), name
     assert resumed.snapshots.keys() == {100, 400}
     assert all(torch.equal(resumed.snapshots[100][k], v) for k, v in whole.snapshots[100].items())
+
+
+def make_prune(workdir, runs) -> subprocess.CompletedProcess:
+    """`make prune` of this Makefile, run in `workdir` (its _build/) on the cache `runs`."""
+    return subprocess.run(["make", "-s", "-f", str(paths.ROOT / "Makefile"), "-C", str(workdir), "prune"],
+                          env={**os.environ, "BAR_RUNS_DIR": str(runs), "PYTHONPATH": str(paths.ROOT)},
+                          capture_output=True, text=True)
+
+
+def test_prune_deletes_only_what_the_last_full_reproduction_did_not_read_and_waits_for_a_running_one(tmp_path):
+    runs, build = tmp_path / "runs", tmp_path / "_build"
+    runs.mkdir()
+    build.mkdir()
+    stale, read = runs / "stale.pt", runs / "read.pt"
+    stale.write_bytes(b"old")
+    time.sleep(0.05)
+    (build / "reproduce.stamp").write_text(f"{runs}\n")  # a full reproduction started now ...
+    time.sleep(0.05)
+    read.write_bytes(b"new")
+    cache.mark_used(read)                               # ... and read this
+    (build / f"reproduce.started.{os.getpid()}").write_text(f"{runs}\n")  # another one is running
+    refused = make_prune(tmp_path, runs)
+    assert refused.returncode != 0 and "a reproduction is running" in refused.stdout
+    assert stale.exists() and read.exists()
+    (build / f"reproduce.started.{os.getpid()}").unlink()
+    (build / "reproduce.started.999999999").write_text("")  # a killed one's marker: no such process
+    pruned = make_prune(tmp_path, runs)
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert not stale.exists() and read.exists()
