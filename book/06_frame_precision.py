@@ -260,4 +260,23 @@ print(claims.one_line(rec))
 # does not: for example the attention mass each head puts on the value token paired with the
 # query key. When does it settle?
 # ````
+#
+# ````{exercise}
+# :label: ex-frame-precision-3
+# **Discuss, about 10 minutes.** Our runs train for 3,000 steps with the learning rate decayed
+# to zero; the paper's run trains for 50,000. Which of the two curves, frame or precision,
+# should a longer run change, and which part of the claim could it change?
+# ````
+#
+# ````{solution} ex-frame-precision-3
+# :class: dropdown
+# The frame is measured against the final model and settles early, so a longer run mainly
+# lengthens the phase after it: the precision phase, in which the error keeps falling while the
+# routing stays put. The cosine schedule ends that phase by decaying the learning rate to zero,
+# so a short run compresses it and the error can stop falling before the precision ratios of
+# the claim are reached. A longer run therefore bears on the claim's error ratios at the
+# settled frame more than on when the frame settles. The compute ladder (`make train
+# PROFILE=ladder`) trains the same model to 50,000 steps with the paper's schedule and puts
+# this to the test.
+# ````
 

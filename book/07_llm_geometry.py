@@ -453,3 +453,21 @@ print(f"chapter ran in {time.perf_counter() - chapter_start:.0f} s on the {profi
 # share and the correlation does the stratification itself create?
 # It reads the cached activations: seconds.
 # ````
+#
+# ````{exercise}
+# :label: ex-llm-3
+# **Derive, about 10 minutes.** L4 compares the mean $|\cos|$ between a head's key directions
+# with "the level of random directions". For two independent random unit vectors in
+# $\mathbb{R}^d$, what is $\mathbb{E}|\cos|$ for large $d$, and why must the comparison use the
+# model's own $d$ rather than the paper's band?
+# ````
+#
+# ````{solution} ex-llm-3
+# :class: dropdown
+# For a random unit vector $u$ and a fixed unit vector $v$, $\sqrt{d}\,u \cdot v$ tends to a
+# standard normal variable, so $\mathbb{E}|\cos| \approx \sqrt{2/(\pi d)}$: the level falls as
+# $1/\sqrt{d}$. A mean $|\cos|$ is "near-orthogonal" only relative to this level at the
+# dimension of the space the keys live in. A value that is random at one $d$ is
+# far above random at a larger one, so a fixed band borrowed from a model of another width
+# cannot say whether training made the keys more orthogonal than chance.
+# ````
