@@ -10,6 +10,7 @@ import math
 import os
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,8 +97,14 @@ def compiles(cfg: RunConfig) -> bool:
 def compiled_or_eager(fn):
     """torch.compile(fn), falling back to fn itself, with one warning, when compilation is
     impossible (no C++ compiler, an unsupported platform). Compilation happens at the first
-    call, before anything runs, so `fn` must be pure (a forward pass and its loss)."""
-    compiled = torch.compile(fn)
+    call, before anything runs, so `fn` must be pure (a forward pass and its loss).
+
+    Each run compiles from scratch, with static shapes: otherwise a run's kernels, and so its
+    rounding, would depend on what the process compiled before (a recompile turns shapes
+    dynamic, and after 8 recompiles dynamo silently runs eagerly), so a run trained second in a
+    worker would differ from the same run trained first (tests/test_train_cache.py)."""
+    torch._dynamo.reset()
+    compiled = torch.compile(fn, dynamic=False)
     chosen = None
 
     def call(*args):
@@ -164,8 +171,29 @@ def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = T
     With `checkpoint` (a file path), the run is resumable: every CHECKPOINT_SECONDS it saves
     its whole state there (weights, optimiser, schedule, data stream, learning curve), and a
     later call with the same path resumes from it. A resumed run ends bit-identical to one that
-    was never stopped. The caller deletes the checkpoint once the finished run is saved."""
+    was never stopped. The caller deletes the checkpoint once the finished run is saved.
+
+    On the CPU a run trains on one thread wherever it trains (a `make train` worker or a
+    notebook), so that its numbers never depend on the thread count: compiled kernels split
+    their reductions across threads, and these models gain little from a second thread."""
     device = device or default_device()
+    with one_thread(device):
+        return _train(cfg, device, progress, compile, checkpoint)
+
+
+@contextmanager
+def one_thread(device: torch.device):
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: RunConfig, device: torch.device, progress: bool, compile: bool | None,
+           checkpoint: Path | None) -> Run:
     task, tc = cfg.task, cfg.train
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching global RNG
         torch.manual_seed(tc.seed)

@@ -256,3 +256,19 @@ def test_training_flops_count_six_per_parameter_per_trained_token():
     hmm = dataclasses.replace(CFG, task=make_task("hmm", K=6, K_max=20))
     hmm_params = n_params(build_model(hmm.model, hmm.task))
     assert train.training_flops(hmm) == 6 * hmm_params * 30 * 16 * (53 + 2 * 6)  # the sampled K, not K_max
+
+
+def test_a_compiled_run_is_the_same_wherever_and_whenever_it_trains():
+    """Compiled kernels split reductions across threads, and a second compile in a process
+    could turn shapes dynamic: training on one thread, compiling each run afresh with static
+    shapes, keeps a run's numbers independent of the process and of what it trained before."""
+    cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=60))
+    digests = {cache.digest(train.train(cfg, progress=False, compile=True).model.state_dict()) for _ in range(2)}
+    code = ("import dataclasses\nfrom lib import cache, train\nfrom tests.test_train_cache import CFG\n"
+            "cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=60))\n"
+            "print(cache.digest(train.train(cfg, progress=False, compile=True).model.state_dict()))")
+    fresh = subprocess.run([sys.executable, "-c", code], cwd=paths.ROOT, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(paths.ROOT)})
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    assert digests == {fresh.stdout.split()[-1]}
+    assert torch.get_num_threads() > 1 or os.cpu_count() == 1  # the caller's threads are restored
