@@ -126,7 +126,7 @@ def report(result: dict) -> str:
             "snapshots not counted).\n\n")
     by_cost = sorted(result["models"], key=lambda r: -r["runs"] * r["minutes_per_run"])
     baseline = result.get("baseline")
-    header = ["run", "parameters", "steps/s", "compile s", "minutes per run", "runs", "worker-minutes", "peak MB"]
+    header = ["run", "parameters", "steps/s", "compile seconds", "minutes per run", "runs", "worker-minutes", "peak MB"]
     rows = [[r["run"], f"{r['params']:,}", f"{r['steps_per_s']:.1f}", f"{r['first_step_extra_s']:.0f}",
              f"{r['minutes_per_run']:.1f}", r["runs"], f"{r['runs'] * r['minutes_per_run']:.0f}", r["peak_rss_mb"]]
             for r in by_cost]

@@ -40,7 +40,6 @@ def golden_config(arch: str, task: str) -> RunConfig:
 
 
 def weights_digest(cfg: RunConfig) -> str:
-    torch.set_num_threads(1)  # as the workers of `make train` run
     return cache.digest(train.train(cfg, progress=False, compile=False).model.state_dict())
 
 

@@ -263,7 +263,9 @@ def test_a_compiled_run_is_the_same_wherever_and_whenever_it_trains():
     could turn shapes dynamic: training on one thread, compiling each run afresh with static
     shapes, keeps a run's numbers independent of the process and of what it trained before."""
     cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=60))
+    threads = torch.get_num_threads()
     digests = {cache.digest(train.train(cfg, progress=False, compile=True).model.state_dict()) for _ in range(2)}
+    assert torch.get_num_threads() == threads  # the caller's thread count is restored
     code = ("import dataclasses\nfrom lib import cache, train\nfrom tests.test_train_cache import CFG\n"
             "cfg = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=60))\n"
             "print(cache.digest(train.train(cfg, progress=False, compile=True).model.state_dict()))")
@@ -271,4 +273,3 @@ def test_a_compiled_run_is_the_same_wherever_and_whenever_it_trains():
                            env={**os.environ, "PYTHONPATH": str(paths.ROOT)})
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert digests == {fresh.stdout.split()[-1]}
-    assert torch.get_num_threads() > 1 or os.cpu_count() == 1  # the caller's threads are restored
