@@ -34,9 +34,9 @@ import torch
 from lib import metrics, paths
 from lib import train as train_module
 from lib.config import RunConfig
-from lib.model import ARCHITECTURES, build_model
-from lib.profiles import count_params
+from lib.model import ARCHITECTURES, build_model, count_params
 from lib.train import Run, default_device, train
+
 
 def code_versions(cfg: RunConfig) -> dict[str, int]:
     """The versions of the code whose numbers a run depends on: the training loop, the metrics
@@ -182,7 +182,8 @@ def train_missing(cfgs: list[RunConfig], workers: int | None = None) -> None:
     trained here. On a GPU they train one after another."""
     workers = workers or usable_cores()
     check_writable(paths.RUNS)
-    missing = training_order({run_path(cfg): cfg for cfg in cfgs if read_run(cfg) is None}.values())
+    missing = training_order({run_path(cfg): cfg for cfg in cfgs  # validity, without building the models
+                              if read(run_path(cfg), run_key_text(cfg)) is None}.values())
     if len(missing) > 1 and workers > 1 and default_device().type == "cpu":
         print(f"training {len(missing)} runs in {workers} processes, longest first", flush=True)
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe inside a notebook kernel

@@ -203,6 +203,12 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def count_params(cfg: ModelConfig, task) -> int:
+    """The parameter count of the model `cfg` describes for `task`, without building its weights."""
+    with torch.device("meta"):  # shapes only, no memory or initialisation
+        return n_params(build_model(cfg, task))
+
+
 # Ablations as hooks, so that every chapter ablates the same way.
 
 def zero_head(layer: int, head: int) -> tuple[str, HookFn]:

@@ -7,23 +7,17 @@ profile or override is an error, never a silent default.
 import dataclasses
 import math
 
-import torch
 
 from lib.claims import PROFILES
 from lib.config import ModelConfig, RunConfig, TrainConfig
 from lib.em_vs_sgd import EMConfig, StickyChain
-from lib.model import build_model, n_params
+from lib.model import count_params
 from lib.tasks import HMM, Bijection, Recall, Sawtooth
 
 
 def check_profile(profile: str) -> None:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
-
-
-def count_params(cfg: ModelConfig, task) -> int:
-    with torch.device("meta"):  # shapes only, no memory or initialisation
-        return n_params(build_model(cfg, task))
 
 
 def _largest_at_most(count, target: int, hi: int = 1 << 16) -> int:

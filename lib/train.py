@@ -20,7 +20,7 @@ from tqdm import tqdm  # plain text bars: no widget dependency in notebooks
 from lib import metrics
 from lib.config import RunConfig, TrainConfig
 from lib.hooks import Hooked
-from lib.model import build_model
+from lib.model import build_model, count_params
 
 EVAL_SEED = 2_147_483_647  # evaluation batches; training seeds are small integers
 
@@ -76,8 +76,7 @@ class Run:
 def training_flops(cfg: RunConfig) -> float:
     """6 x parameters x trained tokens for the run `cfg` describes (the tokens of the sequences
     it samples, which for the HMM are shorter than the position table its model is built for)."""
-    with torch.device("meta"):  # shapes only
-        params = sum(p.numel() for p in build_model(cfg.model, cfg.task).parameters())
+    params = count_params(cfg.model, cfg.task)
     tokens = cfg.task.sample(1, torch.Generator().manual_seed(0)).tokens.shape[1]
     return 6.0 * params * cfg.train.steps * cfg.train.batch_size * tokens
 
