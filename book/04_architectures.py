@@ -15,6 +15,13 @@
 # (ch-architectures)=
 # # Which architectures do Bayesian inference?
 #
+# ```{glue:md} result_box
+# :format: myst
+# ```
+#
+# Download this chapter: {download}`the notebook <04_architectures.ipynb>` (executed) or
+# {download}`its Python source <04_architectures.py>` (the same cells as text, paired by jupytext).
+#
 # ## Overview
 #
 # Paper I v3 sorts what its wind tunnels ask of a model into three **inference primitives**:
@@ -304,10 +311,13 @@ n_seeds = min(len(s["r_per_seed"]) for archs in summary.values() for s in archs.
 c11_per_seed = [claims.matrix_agreement(claims.primitive_matrix(
     {arch: [summary[name][arch]["r_per_seed"][i] for name in columns] for arch in profiles.C4_ARCHS}),
     paper_c11["matrix"])["cells_agreeing"] for i in range(n_seeds)]
-print(c11_values, "| cells agreeing, seed by seed:", c11_per_seed)
+print(f"cells agreeing with the paper: {c11_values['cells_agreeing']} of {len(columns) * len(r_matrix)} "
+      f"(seed by seed: {', '.join(map(str, c11_per_seed))}); the transformer has all three primitives: "
+      f"{'yes' if c11_values['transformer_has_all_three'] else 'no'}; other architectures with all three: "
+      f"{c11_values['others_with_all_three']}")
 glue("c4_cells_agreeing", int(c11_values["cells_agreeing"]), display=False)
 
-# %% mystnb={"figure": {"caption": "Left: our architecture x primitive matrix, each cell graded from r (written in it) at the claim's cut-offs; a heavy border marks a cell that differs from the paper's. Right: the paper's matrix (v3), as registered in lib/claims.py.", "name": "fig-c4-matrix"}} tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Top: our architecture x primitive matrix, each cell graded from r (written in it) at the claim's cut-offs; a heavy border marks a cell that differs from the paper's. Bottom: the paper's matrix (v3), as registered in lib/claims.py.", "name": "fig-c4-matrix"}} tags=["hide-input"]
 fig = plotting.primitive_matrices(ours, r_matrix, paper_c11["matrix"], paper_c11["columns"],
                                   {arch: plotting.LABELS[arch] for arch in profiles.C4_ARCHS})
 fig
@@ -509,6 +519,7 @@ records.append(claims.record(
                 for arch, s in geo_summary.items()}}))
 for rec in records:
     print(claims.one_line(rec))
+glue("result_box", Markdown(claims.result_box(records)), display=False)
 
 # %% [markdown]
 # The verdicts above are computed from the records; each record lists which of its conditions

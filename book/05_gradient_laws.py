@@ -15,6 +15,13 @@
 # (ch-gradient-laws)=
 # # Gradient laws of attention
 #
+# ```{glue:md} result_box
+# :format: myst
+# ```
+#
+# Download this chapter: {download}`the notebook <05_gradient_laws.ipynb>` (executed) or
+# {download}`its Python source <05_gradient_laws.py>` (the same cells as text, paired by jupytext).
+#
 # ## Overview
 #
 # Paper II {cite}`agarwal2025gradient` asks what cross-entropy training does to one softmax
@@ -330,7 +337,7 @@ glue("g3_attention", feedback.sharpness["attention"], display=False)
 # advantage of the value they attend to most rose. {numref}`fig-g3-feedback` shows the
 # regression and its dependence on the step size.
 
-# %% mystnb={"figure": {"caption": "Positive feedback after one free-value gradient step on random float64 heads. Left: change in advantage per unit step against the self-term regressor, both with each query's mean removed; dashed, the self term alone (slope 1); red, the fitted slope. Right: fitted slope divided by the step size, with 95% bootstrap intervals over heads; green band, the claim's registered range.", "name": "fig-g3-feedback"}} tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Positive feedback after one free-value gradient step on random float64 heads. Top: change in advantage per unit step against the self-term regressor, both with each query's mean removed; dashed, the self term alone (slope 1); red, the fitted slope. Bottom: fitted slope divided by the step size, with 95% bootstrap intervals over heads; green band, the claim's registered range.", "name": "fig-g3-feedback"}} tags=["hide-input"]
 G3 = claims.CLAIMS["G3"]
 band = tuple(c.bound for c in G3.conditions)
 fig = plotting.positive_feedback(
@@ -465,7 +472,7 @@ glue("g6_minutes", experiment.seconds / 60, display=False)
 #
 # {numref}`fig-g6-curves` shows the curves, and a longer budget for the two paper arms.
 
-# %% mystnb={"figure": {"caption": "Full-batch gradient descent on the sticky Markov chain. Left: training loss over the paper's 1000 steps, mean over seeds (band: lowest to highest seed), with the uniform predictor, the Bayes floor (forward filter, mean over seeds) and the official threshold. Right: the long budget, loss minus the Bayes floor of the same sequence (symmetric log scale, linear within 0.01 nats of zero; below zero is below the floor), on the training sequence (solid) and on a held-out sequence (dotted, every 100 steps); the vertical line marks the paper's budget.", "name": "fig-g6-curves"}} tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Full-batch gradient descent on the sticky Markov chain. Top: training loss over the paper's 1000 steps, mean over seeds (band: lowest to highest seed), with the uniform predictor, the Bayes floor (forward filter, mean over seeds) and the official threshold. Bottom: the long budget, loss minus the Bayes floor of the same sequence (symmetric log scale, linear within 0.01 nats of zero; below zero is below the floor), on the training sequence (solid) and on a held-out sequence (dotted, every 100 steps); the vertical line marks the paper's budget.", "name": "fig-g6-curves"}} tags=["hide-input"]
 labels = {name: a.label for name, a in arm_table.items()}
 n_long = em_cfg.long_seeds
 fig = plotting.em_curves(
@@ -584,6 +591,7 @@ records = [
 ]
 for rec in records:
     print(claims.one_line(rec))
+glue("result_box", Markdown(claims.result_box(records)), display=False)
 print(f"chapter ran in {(time.perf_counter() - chapter_start) / 60:.1f} min "
       f"(the EM-vs-SGD training {experiment.seconds / 60:.1f} min)")
 

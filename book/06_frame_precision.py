@@ -15,6 +15,13 @@
 # (ch-frame-precision)=
 # # Frame before precision: the order in which inference is learned
 #
+# ```{glue:md} result_box
+# :format: myst
+# ```
+#
+# Download this chapter: {download}`the notebook <06_frame_precision.ipynb>` (executed) or
+# {download}`its Python source <06_frame_precision.py>` (the same cells as text, paired by jupytext).
+#
 # ## Overview
 #
 # Paper I ends its account of the wind tunnels with a claim about *training* (C10): the
@@ -54,6 +61,7 @@
 
 # %% tags=["parameters"]
 profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper (GPU sizes)
+rung = None  # or a compute-ladder rung, e.g. "bijection: 12,000 steps": its runs replace the default ones
 
 # %% [markdown]
 # We'll need the following imports.
@@ -66,7 +74,7 @@ from myst_nb import glue
 
 from lib import cache, claims, dynamics, geometry, plotting, profiles, train
 
-setup = profiles.c6(profile)
+setup = profiles.c6(profile, rung)
 cpu = torch.device("cpu")
 TITLES = {"bijection": "bijection elimination", "hmm": "HMM filtering (K=20)"}
 print(claims.CLAIMS["C10"].title)
@@ -216,8 +224,9 @@ rec = claims.record("C10", values, profile, seeds=len(runs["bijection"]), ci95=s
                     details={"per_seed": per_seed,
                              "curves": {name: {"steps": ts[0].steps.tolist(),
                                                "per_seed": [{k: v.tolist() for k, v in t.values.items()} for t in ts]}
-                                        for name, ts in trajectories.items()}})
+                                        for name, ts in trajectories.items()}}, rung=rung)
 print(claims.one_line(rec))
+glue("result_box", Markdown(claims.result_box([rec])), display=False)
 
 # %% [markdown]
 # ## What this does and does not show

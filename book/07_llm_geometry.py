@@ -15,6 +15,13 @@
 # (ch-llm-geometry)=
 # # The Bayesian geometry in a pretrained language model
 #
+# ```{glue:md} result_box
+# :format: myst
+# ```
+#
+# Download this chapter: {download}`the notebook <07_llm_geometry.ipynb>` (executed) or
+# {download}`its Python source <07_llm_geometry.py>` (the same cells as text, paired by jupytext).
+#
 # ## Overview
 #
 # Paper III {cite}`agarwal2025scaling` looks for the wind tunnels' geometry in pretrained
@@ -59,7 +66,6 @@ import time
 
 import numpy as np
 import torch
-import transformers
 from IPython.display import Markdown, display
 from myst_nb import glue
 
@@ -67,14 +73,13 @@ from lib import claims, llm, llm_analysis, llm_runs, plotting, profiles, prompts
 
 chapter_start = time.perf_counter()
 torch.set_num_threads(2)
-transformers.utils.logging.disable_progress_bar()
-transformers.utils.logging.set_verbosity_error()
+llm.quiet_transformers()
 cfg = profiles.c7(profile)
 models = llm_runs.Models(cfg["init_seed"])  # loaded on first use
 trained_id, init_id = llm_runs.trained_id(), llm_runs.init_id(cfg["init_seed"])
 lay = llm_runs.layout(models.trained, trained_id)
 last = lay.n_layers - 1
-print(f"profile={profile}: {llm.smollm2_path().name}, {lay.n_layers} layers, {lay.n_heads} query heads, "
+print(f"profile={profile}: {llm.SMOLLM2['file']}, {lay.n_layers} layers, {lay.n_heads} query heads, "
       f"{lay.n_kv_heads} key/value heads of dim {lay.head_dim}, d_model={lay.d_model}")
 
 # %% [markdown]
@@ -215,7 +220,7 @@ keys = llm_analysis.key_orthogonality(models, (trained_id, init_id), n_tokens=cf
 attn_run = llm_runs.last_token_pass(models.trained, trained_id, [texts[i] for i in sets["mixed"]], attention=True)
 focus = llm_analysis.focusing(attn_run["attn_entropy"], attn_run["attn_entropy_no_sink"], cfg)
 for name, block in (("keys", keys["details"]), ("focusing", focus["values"])):
-    print(name, {k: round(v, 4) for k, v in block.items() if isinstance(v, float)})
+    print(f"{name}:", ", ".join(f"{k} {claims.number(v)}" for k, v in block.items() if isinstance(v, float)))
 glue("l4_wk", keys["values"]["wk_mean_abs_cos"], display=False)
 glue("l4_init", float(np.mean(keys["details"]["init_per_layer"])), display=False)
 glue("l5_reduction", focus["values"]["reduction"], display=False)
@@ -229,12 +234,12 @@ glue("l4_tok_init", keys["details"]["init_token_keys"], display=False)
 
 # %% [markdown]
 # The $W_K$ columns have mean $|\cos|$ {glue:text}`l4_wk:.3f`, against
-# {glue:text}`l4_init:.3f` in the untrained model ({numref}`fig-llm-layers`, left). The
+# {glue:text}`l4_init:.3f` in the untrained model ({numref}`fig-llm-layers`, top). The
 # normalised attention entropy of the final query falls by {glue:text}`l5_reduction:.0%` from
 # the first to the last layer, and by {glue:text}`l5_reduction_no_sink:.0%` once the first key
-# is removed (right).
+# is removed (bottom).
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Left: mean |cos| between the columns of each key head's W_K, per layer (trained and untrained), with the level of random directions in R^576 and the paper's 'random' band. Right: normalised attention entropy of the final query per layer, mixed set, with and without the first key.", "name": "fig-llm-layers"}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Top: mean |cos| between the columns of each key head's W_K, per layer (trained and untrained), with the level of random directions in R^576 and the paper's 'random' band. Bottom: normalised attention entropy of the final query per layer, mixed set, with and without the first key.", "name": "fig-llm-layers"}}
 plotting.layer_profiles({"SmolLM2 (trained)": np.array(keys["details"]["per_layer"]),
                          "same architecture, random init": np.array(keys["details"]["init_per_layer"])},
                         {f"random directions in R^{lay.d_model}": keys["details"]["analytic_d_model"],
@@ -302,7 +307,7 @@ glue("l6_mass_k0", l6_details["by_k"][0]["mass"], display=False)
 # constant entropy misses by {glue:text}`l6_const:.2f` bits. The median mass on the two label
 # tokens is {glue:text}`l6_mass:.2f`. {numref}`fig-llm-sula` shows the entropies by $k$.
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "SULA: the model's mean entropy over the two labels and the Bayes entropy per number of examples k, for the main task and the two controls (left); the median probability the model puts on the two label tokens (right).", "name": "fig-llm-sula"}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "SULA: the model's mean entropy over the two labels and the Bayes entropy per number of examples k, for the main task and the two controls (top); the median probability the model puts on the two label tokens (bottom).", "name": "fig-llm-sula"}}
 plotting.sula_by_k(sula_res["by_k"])
 
 # %% tags=["hide-input"]
@@ -351,8 +356,8 @@ label_ids = llm_runs.label_ids(models.trained, trained_id, "main")
 probes = llm_analysis.interventions(models.trained, trained_id, eval_texts, eval_sula, label_ids, axes, last,
                                     pool_run["values"][heldout, -1], entropy[heldout], cfg)  # cached
 single, multi = probes["single"], probes["multi"]
-print("single layer", {k: v for k, v in single["details"].items() if isinstance(v, float)})
-print("multi-layer", {k: v for k, v in multi["details"].items() if isinstance(v, float)})
+for name, probe in (("single layer", single), ("multi-layer", multi)):
+    print(f"{name}:", ", ".join(f"{k} {claims.number(v)}" for k, v in probe["details"].items() if isinstance(v, float)))
 glue("l8_corr", single["values"]["heldout_axis_corr"], display=False)
 glue("l8_pct", single["values"]["shift_effect_percentile"], display=False)
 glue("l9_rel", multi["values"]["sula_mae_rel_change"], display=False)
@@ -369,10 +374,10 @@ glue("l9_rand_med", multi["values"]["random_cut_mae_change_median"], display=Fal
 # On held-out prompts the projection on $u_\text{ent}$ at the last layer correlates with
 # next-token entropy at $r =$ {glue:text}`l8_corr:.2f` (paper, Pythia: 0.27-0.32). A ±1σ shift
 # along it changes next-token entropy more than {glue:text}`l8_pct:.0%` of the random axes do
-# ({numref}`fig-llm-interventions`, left). Cutting the axis at five layers changes the SULA
-# error by {glue:text}`l9_rel:.1%` of its value (right: the change for random axes).
+# ({numref}`fig-llm-interventions`, top). Cutting the axis at five layers changes the SULA
+# error by {glue:text}`l9_rel:.1%` of its value (bottom: the change for random axes).
 
-# %% tags=["remove-input"] mystnb={"figure": {"caption": "Left: change of mean next-token entropy between a +1 sigma and a -1 sigma shift of the last layer's values, along the entropy axis (red) and along random unit axes (absolute values). Right: change of SULA calibration error after cutting the axis at five layers, entropy axis and random axes.", "name": "fig-llm-interventions"}}
+# %% tags=["remove-input"] mystnb={"figure": {"caption": "Top: change of mean next-token entropy between a +1 sigma and a -1 sigma shift of the last layer's values, along the entropy axis (red) and along random unit axes (absolute values). Bottom: change of SULA calibration error after cutting the axis at five layers, entropy axis and random axes.", "name": "fig-llm-interventions"}}
 plotting.axis_vs_random({
     "shift at the last layer": (np.array(single["details"]["random_shift_effects"]), single["details"]["shift_effect_bits"],
                                 "entropy change, +1 sigma minus -1 sigma (bits)"),
@@ -385,6 +390,7 @@ for cid, res in (("L8", single), ("L9", multi)):
     records[cid] = claims.record(cid, res["values"], profile, seeds=1, ci95=res["ci"],
                                  details=llm_analysis.jsonable(res["details"]))
     print(claims.one_line(records[cid]))
+glue("result_box", Markdown(claims.result_box(list(records.values()))), display=False)
 
 # %% [markdown]
 # **What we found.** The entropy axis is real in the correlational sense: estimated on one set

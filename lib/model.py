@@ -7,6 +7,7 @@ Hook names follow TransformerLens wherever a counterpart exists, so analysis cod
 Used by: every chapter. 01_bijection (C1) trains the transformer and the MLPs; the LSTM and
 Mamba are Paper I's architecture comparison (C11-C15, spec paper1.md §3.1).
 """
+import functools
 import math
 
 import torch
@@ -203,6 +204,7 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@functools.cache  # configs and tasks are frozen: sizing searches (lib.profiles) ask for the same ones often
 def count_params(cfg: ModelConfig, task) -> int:
     """The parameter count of the model `cfg` describes for `task`, without building its weights."""
     with torch.device("meta"):  # shapes only, no memory or initialisation

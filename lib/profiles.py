@@ -46,18 +46,21 @@ def match_params(cfg: ModelConfig, task, target: int, mlp_ratio: int, tol: float
     return best
 
 
-def snapshot_schedule(steps: int, first: int) -> tuple[int, ...]:
-    """Snapshot steps from `first` to before `steps`, dense early: 1, 1.5, 2, 3, 5, 7 per decade
-    (the final weights are the run's own). E.g. (3000, 10) -> 10, 15, 20, 30, 50, ..., 2000."""
-    grid = (m * 10**e for e in range(int(math.log10(steps)) + 1) for m in (1, 1.5, 2, 3, 5, 7))
+def snapshot_schedule(steps: int, first: int, per_decade=(1, 1.5, 2, 3, 5, 7)) -> tuple[int, ...]:
+    """Snapshot steps from `first` to before `steps`, dense early: the multiples `per_decade` of
+    each power of ten (the final weights are the run's own). E.g. (3000, 10) -> 10, 15, 20, 30,
+    50, ..., 2000."""
+    grid = (m * 10**e for e in range(int(math.log10(steps)) + 1) for m in per_decade)
     return tuple(sorted({int(s) for s in grid if first <= s < steps}))
 
 
-def with_snapshots(runs: list[RunConfig], first: int) -> list[RunConfig]:
+def with_snapshots(runs: list[RunConfig], first: int, per_decade=(1, 1.5, 2, 3, 5, 7),
+                   dtype: str = "float32") -> list[RunConfig]:
     """The same runs, keeping weight snapshots from step `first` on (dense early, see
     `snapshot_schedule`), for the frame-precision chapter: one training serves both."""
     return [dataclasses.replace(cfg, train=dataclasses.replace(
-        cfg.train, snapshots=snapshot_schedule(cfg.train.steps, first))) for cfg in runs]
+        cfg.train, snapshots=snapshot_schedule(cfg.train.steps, first, per_decade), snapshot_dtype=dtype))
+        for cfg in runs]
 
 
 # Per profile: transformer size, MLP depth, training recipe, seeds, evaluation size, and the
@@ -77,8 +80,9 @@ C1_SIZES = {
 }
 
 
-def c1(profile: str) -> dict:
-    """Runs for chapter 1: {model name: [RunConfig per seed]}, plus the evaluation size.
+def c1(profile: str, rung: str | None = None) -> dict:
+    """Runs for chapter 1: {model name: [RunConfig per seed]}, plus the evaluation size. On a
+    compute-ladder `rung` (see `rung_runs`) its models replace the default ones.
 
     The CPU profiles train on the exact posterior as a soft target (same minimiser as the
     paper's sampled labels, far less gradient noise); `transformer_sampled` and
@@ -100,7 +104,7 @@ def c1(profile: str) -> dict:
                                       batch_size=2 * size["train"].batch_size)
         runs["transformer_sampled"] = [RunConfig(task, transformer, sampled)]
         runs["mlp_flat_sampled"] = [RunConfig(task, mlp, sampled)]
-    return {"runs": runs, "eval_size": size["eval_size"]}
+    return {"runs": runs | rung_runs(rung, profile, "bijection"), "eval_size": size["eval_size"]}
 
 
 # Chapter 2: the HMM wind tunnel, trained at K=20 and built for K up to 50.
@@ -124,8 +128,9 @@ C2_SIZES = {
 C2_TEST_K = (20, 30, 50)
 
 
-def c2(profile: str) -> dict:
-    """Runs for chapter 2: {model name: [RunConfig per seed]}, the test lengths and evaluation size.
+def c2(profile: str, rung: str | None = None) -> dict:
+    """Runs for chapter 2: {model name: [RunConfig per seed]}, the test lengths and evaluation
+    size; on a compute-ladder `rung` (see `rung_runs`) its transformer replaces the default one.
 
     `transformer_attn_off` is Paper I's C4 variant: the same transformer with no attention in
     its top two blocks. The flat MLP (8-dim token embeddings, flattened: a one-hot prefix of
@@ -145,7 +150,7 @@ def c2(profile: str) -> dict:
     runs = {name: [RunConfig(task, m, dataclasses.replace(size["train"], seed=s)) for s in size["seeds"]]
             for name, m in models.items()}
     runs["transformer"] = with_snapshots(runs["transformer"], size["first_snapshot"])
-    return {"runs": runs, "test_K": C2_TEST_K, "eval_size": size["eval_size"]}
+    return {"runs": runs | rung_runs(rung, profile, "hmm"), "test_K": C2_TEST_K, "eval_size": size["eval_size"]}
 
 
 # Chapter 3 (geometry): chapters 1 and 2's transformers, and chapter 1's recipe on the
@@ -160,17 +165,17 @@ C3_SIZES = {
 }
 
 
-def c3(profile: str) -> dict:
+def c3(profile: str, rung: str | None = None) -> dict:
     """Chapter 3: {"runs": {"bijection", "sawtooth", "hmm": [RunConfig per seed]}} plus the
     evaluation sizes. The bijection and HMM runs are chapter 1's and 2's transformers (loaded
-    from the cache, never a second training); the sawtooth runs are chapter 1's transformer
-    recipe trained on the with-replacement task."""
+    from the cache, never a second training; a ladder `rung` replaces one of them); the
+    sawtooth runs are chapter 1's default transformer recipe trained on the with-replacement task."""
     check_profile(profile)
-    bijection = c1(profile)["runs"]["transformer"]
     sawtooth = [dataclasses.replace(cfg, task=Sawtooth(V=cfg.task.V, L=cfg.task.L),
-                                    train=dataclasses.replace(cfg.train, snapshots=())) for cfg in bijection]
-    return {"runs": {"bijection": bijection, "sawtooth": sawtooth, "hmm": c2(profile)["runs"]["transformer"]},
-            **C3_SIZES[profile]}
+                                    train=dataclasses.replace(cfg.train, snapshots=()))
+                for cfg in c1(profile)["runs"]["transformer"]]
+    return {"runs": {"bijection": c1(profile, rung)["runs"]["transformer"], "sawtooth": sawtooth,
+                     "hmm": c2(profile, rung)["runs"]["transformer"]}, **C3_SIZES[profile]}
 
 
 # Chapter 5 (Paper II, gradient laws): chapter 1's transformer is checked through its hooks;
@@ -213,12 +218,13 @@ C6_SIZES = {
 }
 
 
-def c6(profile: str) -> dict:
+def c6(profile: str, rung: str | None = None) -> dict:
     """Chapter 6: {"runs": {"bijection", "hmm": [RunConfig per seed]}} (chapter 1's and 2's
-    transformers, with their snapshots) and the probe batch sizes."""
+    transformers, with their snapshots; a ladder `rung` of the steps axis replaces one) and the
+    probe batch sizes."""
     check_profile(profile)
-    return {"runs": {"bijection": c1(profile)["runs"]["transformer"], "hmm": c2(profile)["runs"]["transformer"]},
-            **C6_SIZES[profile]}
+    return {"runs": {"bijection": c1(profile, rung)["runs"]["transformer"],
+                     "hmm": c2(profile, rung)["runs"]["transformer"]}, **C6_SIZES[profile]}
 
 
 # Chapter 7 (Paper III, LLMs): SmolLM2-135M-Instruct in every profile; the profiles differ in
@@ -361,7 +367,14 @@ def c4(profile: str) -> dict:
             "geometry_size": size["geometry_size"]}
 
 
-CHAPTERS = {1: c1, 2: c2, 3: c3, 4: c4, 5: c5, 6: c6, 7: c7}  # chapter number -> its runs and sizes
+def c8(profile: str) -> dict:
+    """Chapter 8 (the compute ladder) trains nothing of its own: it reads the records that
+    `make ladder` measured on the ladder's runs (`ladder`, trained by `make train PROFILE=ladder`)."""
+    check_profile(profile)
+    return {}
+
+
+CHAPTERS = {1: c1, 2: c2, 3: c3, 4: c4, 5: c5, 6: c6, 7: c7, 8: c8}  # chapter number -> its runs and sizes
 
 
 # The compute ladder: is a claim that fails at the default budget a fact about the paper or
@@ -373,7 +386,11 @@ CHAPTERS = {1: c1, 2: c2, 3: c3, 4: c4, 5: c5, 6: c6, 7: c7}  # chapter number -
 # batches. Each task's top rung has at least LADDER_TOP_FACTOR times the default's training
 # compute (lib.train.training_flops). Chapter 1's flat MLP climbs the width axis as the paper
 # built it: 18 residual LayerNorm layers, sized to each width rung's transformer.
+# The rungs of the steps axis keep thinned half-precision snapshots for chapter 6's frame and
+# precision curves (1, 2, 5 per decade from LADDER_FIRST_SNAPSHOT): the ladder's runs may add at
+# most 60 MB to the repository, and every snapshot of the full grid in float32 would take 90.
 LADDER_STEPS = {"smoke": (60, 120), "default": (6_000, 12_000, 25_000, 50_000)}
+LADDER_FIRST_SNAPSHOT = {"smoke": 10, "default": 100}
 LADDER_WIDTHS = {
     "smoke": {"bijection": [(ModelConfig(d_model=32, n_layers=2, n_heads=2, d_mlp=64), 60)],
               "hmm": [(ModelConfig(d_model=32, n_layers=2, n_heads=2, d_mlp=64), 60)]},
@@ -404,8 +421,10 @@ def ladder(scale: str = "default") -> dict[str, dict[str, list[RunConfig]]]:
                                         warmup=min(paper.warmup, steps // 2), eval_every=max(1, steps // 12),
                                         snapshots=(), seed=0)
             return [RunConfig(base.task, model, train)]
-        rungs[task] = {"default": default_runs, **{f"{steps:,} steps": rung(base.model, steps)
-                                                   for steps in LADDER_STEPS[scale]}}
+        rungs[task] = {"default": default_runs, **{
+            f"{steps:,} steps": with_snapshots(rung(base.model, steps), LADDER_FIRST_SNAPSHOT[scale], (1, 2, 5),
+                                               "float16")
+            for steps in LADDER_STEPS[scale]}}
         for model, steps in LADDER_WIDTHS[scale][task]:
             rungs[task][f"d{model.d_model} x {model.n_layers}, {steps:,} steps"] = rung(model, steps)
     rungs["mlp"] = {}
@@ -439,3 +458,36 @@ def runs_by_chapter(profile: str) -> dict[int, list[RunConfig]]:
         out[number] = [cfg for cfg in dict.fromkeys(run_configs(chapter(profile))) if cfg not in seen]
         seen.update(out[number])
     return out
+
+
+def ladder_rungs(scale: str = "default") -> list[str]:
+    """Every rung above the default, named "<task>: <rung>" as `rung_runs` takes them, e.g.
+    "bijection: 12,000 steps", "hmm: d128 x 4, 26,000 steps", "mlp: 18 layers at default"."""
+    return [f"{task}: {name}" for task, rungs in ladder(scale).items() for name in rungs if name != "default"]
+
+
+def rung_runs(rung: str | None, scale: str, task: str) -> dict[str, list[RunConfig]]:
+    """The models a chapter of `task` ("bijection" or "hmm") uses on the ladder rung `rung`
+    (None: the default, {}): a transformer rung replaces the chapter's transformer; a deep-MLP
+    rung ("mlp: 18 layers at <bijection rung>") replaces chapter 1's flat MLP and its
+    transformer by that bijection rung's. A rung of the other task changes nothing."""
+    if rung is None:
+        return {}
+    if scale not in LADDER_STEPS:
+        raise ValueError(f"the {scale!r} profile has no compute ladder (smoke and default have one)")
+    if rung not in ladder_rungs(scale):
+        raise ValueError(f"unknown ladder rung {rung!r}; choose from {ladder_rungs(scale)}")
+    rung_task, name = rung.split(": ", 1)
+    rungs = ladder(scale)
+    if rung_task == "mlp" and task == "bijection":
+        return {"mlp_flat": rungs["mlp"][name], "transformer": rungs["bijection"][name.split(" at ", 1)[1]]}
+    return {"transformer": rungs[task][name]} if rung_task == task else {}
+
+
+def rung_chapters(rung: str) -> list[int]:
+    """The chapters that measure a ladder rung's claims: 1 and 3 (C1, C5-C9) on a bijection
+    rung, 2 and 3 (C2, C3, C5, C8, C9) on an HMM rung, and 6 (C10) on the rungs of the steps
+    axis, the only ones that keep snapshots; 1 (C1's MLP ratio) on a deep-MLP rung."""
+    task, name = rung.split(": ", 1)
+    snapshots = " x " not in name
+    return {"bijection": [1, 3] + [6] * snapshots, "hmm": [2, 3] + [6] * snapshots, "mlp": [1]}[task]

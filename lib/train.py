@@ -219,7 +219,8 @@ def _train(cfg: RunConfig, device: torch.device, progress: bool, compile: bool |
             raise FloatingPointError(f"{cfg.label}: the loss is {loss.item()} at step {step}; training stopped")
         schedule.step()
         if step in tc.snapshots:
-            run.snapshots[step] = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            dtype = getattr(torch, tc.snapshot_dtype)
+            run.snapshots[step] = {k: v.detach().cpu().to(dtype, copy=True) for k, v in model.state_dict().items()}
         if step % tc.eval_every == 0 or step == tc.steps:
             point = {"step": step, "loss": loss.item(), **metrics.score(model, curve_batch).summary()}
             run.history.append(point)

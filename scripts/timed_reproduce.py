@@ -14,10 +14,14 @@ import datetime
 import json
 import os
 import subprocess
+import sys
 import time
+from pathlib import Path
 
-from bench import machine
-from lib import cache, claims, paths, profiles
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this repository's lib, whatever is installed
+
+from bench import machine  # noqa: E402
+from lib import cache, claims, paths, profiles  # noqa: E402
 
 
 def listing(runs_dir) -> set[str]:

@@ -7,12 +7,16 @@ Packing every chapter's runs together keeps all the cores busy until the last ru
 
 `--profile ladder` trains the compute ladder instead (lib.profiles.ladder: chapter 1's and 2's
 transformers at more steps and widths, and the deep flat MLPs), whatever the chapters; its long
-runs checkpoint every ten minutes and resume when `make train PROFILE=ladder` runs again.
+runs train shortest first, checkpoint every ten minutes and resume when `make train
+PROFILE=ladder` runs again.
 """
 import argparse
+import sys
 from pathlib import Path
 
-from lib import cache, paths, profiles
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this repository's lib, whatever is installed
+
+from lib import cache, paths, profiles  # noqa: E402
 
 
 def main():
@@ -26,7 +30,8 @@ def main():
         parser.error(f"no chapter {' '.join(unknown)}; the chapters are "
                      + " ".join(p.relative_to(paths.ROOT).as_posix() for p in book))
     if args.profile == "ladder":
-        cache.train_missing(list(profiles.run_configs(profiles.ladder())))
+        # shortest first: each session that trains the ladder commits the rungs it finished
+        cache.train_missing(list(profiles.run_configs(profiles.ladder())), longest_first=False)
         return
     numbers = [int(Path(chapter).name[:2]) for chapter in args.chapters]
     cfgs = [cfg for n in numbers for cfg in profiles.run_configs(profiles.CHAPTERS[n](args.profile))]

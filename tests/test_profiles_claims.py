@@ -56,25 +56,59 @@ def test_smoke_records_never_reach_data_claims_and_paper_records_go_beside_defau
         claims.record("C1", {"transformer_mae": 0.1}, "default", seeds=3, ci95=(0, 1), details={})
 
 
-def test_ledger_counts_and_lists_every_record(tmp_path, monkeypatch):
+def test_ledger_groups_by_paper_and_says_in_words_what_failed(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
     claims.record("C1", values(0.005, 3), "default", seeds=3, ci95=(0.004, 0.006), details={})
+    claims.record("G3", {"slope_over_eta": 1.0}, "default", seeds=1, ci95=(0.98, 1.02), details={})
     page = claims.ledger_markdown(claims.load_records())
-    assert page.startswith("1 claims measured: 0 reproduced, 1 partly reproduced, 0 not reproduced.")
-    assert "not yet measured: C2" in page and "| C1 |" in page and "**partly reproduced**" in page
-    assert "0.005 bits" in page and "{doc}`01_bijection`" in page
-    row = next(line for line in page.splitlines() if line.startswith("| C1 |"))
-    assert row.split(" | ")[1] == "**partly reproduced**"  # second: it stays in view when the table scrolls
+    assert page.startswith("2 claims measured: {bdg-success}`reproduced` 1, {bdg-warning}`partly reproduced` 1, "
+                           "{bdg-danger}`not reproduced` 0.")
+    assert "not yet measured: C2" in page and "{doc}`01_bijection`" in page
+    assert page.index("## Paper I") < page.index("| **C1** {bdg-warning}`partly reproduced`") < page.index("## Paper II")
+    c1 = next(line for line in page.splitlines() if line.startswith("| **C1**"))
+    assert "| <span class=\"cell-label\">paper: </span>0.007 bits |" in c1
+    assert "0.005 bits<br><small>(95% CI 0.004 to 0.006; 3 seeds)</small> |" in c1
+    assert c1.endswith("</span>the flat MLP's error over the transformer's is 3 (needs ≥ 10) |")
+    g3 = next(line for line in page.splitlines() if line.startswith("| **G3**"))
+    assert g3.endswith("</span>every condition holds |")
+    assert ":::{dropdown} C1: sources, metric and threshold" in page  # the long notes are folded
 
 
 def test_a_bar_in_a_records_text_does_not_break_its_ledger_row(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
     claims.record("C7", {"l0_abs_cos": 0.35, "l0_over_init": 1.2, "l0_over_gaussian": 1.1}, "default", seeds=3,
                   ci95=(0.34, 0.36), details={})
-    header, rule, row = claims.ledger_markdown(claims.load_records()).splitlines()[-3:]
+    lines = claims.ledger_markdown(claims.load_records()).splitlines()
+    header = next(line for line in lines if line.startswith("| claim |"))
+    row = next(line for line in lines if line.startswith("| **C7**"))
     unescaped_bars = lambda line: len(re.findall(r"(?<!\\)\|", line))  # noqa: E731
     assert "|cos|" in claims.CLAIMS["C7"].paper["unit"]
-    assert unescaped_bars(row) == unescaped_bars(header) == 7
+    assert unescaped_bars(row) == unescaped_bars(header) == 5
+
+
+def test_the_result_box_is_computed_from_the_records_it_is_given(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
+    rec = claims.record("C1", values(0.005, 3), "default", seeds=3, ci95=(0.004, 0.006), details={})
+    box = claims.result_box([rec])
+    assert box.startswith("```{admonition} Results (default profile)\n:class: result-box\n")
+    assert "{bdg-warning}`partly reproduced` **C1**" in box
+    assert "Fails: the flat MLP's error over the transformer's is 3 (needs ≥ 10)." in box
+    assert "Holds: the transformer's entropy error (bits) is 0.005 (needs ≤ 0.01)." in box
+    rec["conditions"][1].update(value=12.0, holds=True)  # a different record gives a different box
+    assert "Fails" not in claims.result_box([rec]) and "is 12 (needs ≥ 10)" in claims.result_box([rec])
+
+
+def test_numbers_on_the_page_never_read_minus_zero():
+    assert [claims.number(x) for x in (-0.0, -1e-9 * 0, -0.00001, 0.123456, 12.0, -3.2e-7)] == [
+        "0", "0", "-1e-05", "0.1235", "12", "-3.2e-07"]
+    assert claims.number(-0.00000000001) == "-1e-11"  # small but not zero: its sign stays
+
+
+def test_every_condition_says_in_words_what_it_measures():
+    for claim in claims.CLAIMS.values():
+        for condition in claim.conditions:
+            assert 10 < len(condition.words) < 90 and not condition.words.endswith("."), condition
+            assert condition.quantity not in condition.words  # words, not the variable's name again
 
 
 def test_runs_by_chapter_gives_every_run_once_to_the_first_chapter_that_uses_it():
@@ -190,6 +224,17 @@ def test_the_ladder_climbs_from_the_default_runs_to_32_times_their_compute():
                         assert not more and (cfg.train.lr, cfg.train.weight_decay) == (paper.lr, paper.weight_decay)
                         assert cfg.train.batch_size == ladder[task]["default"][0].train.batch_size
             assert ladder["bijection"]["d192 x 6, 4,000 steps"][0].model == profiles.C1_SIZES["paper"]["transformer"]
+            # the steps axis keeps half-precision snapshots for chapter 6; the whole ladder adds at most 60 MB
+            ladder_bytes = 0
+            for task, rungs in ladder.items():
+                for name, runs in rungs.items():
+                    cfg = runs[0]
+                    if name != "default":
+                        assert bool(cfg.train.snapshots) == (task != "mlp" and " x " not in name)
+                        assert not cfg.train.snapshots or cfg.train.snapshot_dtype == "float16"
+                        floats = profiles.count_params(cfg.model, cfg.task) * (1 + len(cfg.train.snapshots) / 2)
+                        ladder_bytes += 4 * floats
+            assert 40e6 < ladder_bytes <= 60e6
             for name, (mlp,) in ladder["mlp"].items():
                 target = ladder["bijection"][name.split(" at ", 1)[1]][0]
                 assert mlp.model.n_layers == 18

@@ -99,6 +99,21 @@ def test_snapshots_keep_the_weights_of_the_requested_steps():
         loaded.model_at(20)
 
 
+def test_half_precision_snapshots_are_the_weights_rounded_and_leave_other_keys_alone():
+    full = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, snapshots=(10,)))
+    half = dataclasses.replace(full, train=dataclasses.replace(full.train, snapshot_dtype="float16"))
+    a, b = train.train(full, progress=False), train.train(half, progress=False)
+    for name, tensor in a.snapshots[10].items():
+        assert b.snapshots[10][name].dtype == torch.float16
+        assert torch.equal(b.snapshots[10][name], tensor.half())
+    assert b.model_at(10).unembed.weight.dtype == torch.float32
+    assert torch.equal(b.model.unembed.weight, a.model.unembed.weight)  # the final weights stay float32
+    # the field joined the config after runs were cached: at its default it is not in the key
+    assert "snapshot_dtype" not in cache.run_key_text(full) and "float16" in cache.run_key_text(half)
+    assert cache.run_key(full) != cache.run_key(half)
+    assert RunConfig.from_dict(half.to_dict()) == half and RunConfig.from_dict(full.to_dict()) == full
+
+
 def test_bad_training_parameters_are_errors():
     with pytest.raises(ValueError, match="target"):
         TrainConfig(target="hard")
@@ -106,6 +121,8 @@ def test_bad_training_parameters_are_errors():
         TrainConfig(steps=10, warmup=20)
     with pytest.raises(ValueError, match="snapshot"):
         TrainConfig(steps=10, warmup=1, snapshots=(11,))
+    with pytest.raises(ValueError, match="snapshot_dtype"):
+        TrainConfig(snapshot_dtype="bfloat16")
 
 
 def test_get_or_train_all_trains_missing_runs_in_parallel_processes_as_one_process_would():

@@ -1,0 +1,188 @@
+"""The compute ladder read back: for each wind-tunnel claim, its quantities on every rung
+against the rung's training compute, a trend per decade of compute, and where that trend
+would cross the registered threshold.
+
+A rung is measured by the chapters' own code (`make ladder`, scripts/measure_ladder.py), which
+writes claim records under data/claims/ladder/<rung>/; the default rung is the chapters' own
+record. Nothing here measures a model: it only reads records and the ladder's configs.
+
+Used by: lib.claims (the `ladder` and `trend` fields of C1-C10), the ladder chapter.
+"""
+import json
+import math
+import textwrap
+
+import numpy as np
+import scipy.stats
+import torch
+
+from lib import claims, profiles, stats, train
+
+# The conditions each claim is judged on at a rung of each task; the first is the one plotted
+# and fitted. A rung of the bijection changes the bijection's quantities only (and likewise for
+# the HMM); the deep MLPs change C1's MLP ratio. C4 (the attention-off variant) and C9's
+# sawtooth conditions have no runs on the ladder.
+CONDITIONS = {
+    "C1": {"bijection": ["transformer_mae"], "mlp": ["mlp_flat_over_transformer"]},
+    "C2": {"hmm": ["transformer_kl", "uniform_over_transformer"]},
+    "C3": {"hmm": ["k50_mae", "extrapolation_spearman", "largest_step_fraction"]},
+    "C5": {"bijection": ["bijection_min_skip_ratio"], "hmm": ["hmm_min_skip_ratio"]},
+    "C6": {"bijection": ["top_over_second", "top_head_ratio", "frame_head_is_top"]},
+    "C7": {"bijection": ["l0_abs_cos", "l0_over_init", "l0_over_gaussian"]},
+    "C8": {"bijection": ["bijection_reduction"], "hmm": ["hmm_reduction"]},
+    "C9": {"hmm": ["hmm_pc1_share", "hmm_abs_within_position_r"]},
+    "C10": {"bijection": ["bijection_mae_ratio_at_frame", "bijection_step_ratio"],
+            "hmm": ["hmm_mae_ratio_at_frame", "hmm_step_ratio"]},
+}
+# Quantities fitted on a log scale: errors and ratios that move by orders of magnitude.
+LOG_SCALE = {"transformer_mae", "transformer_kl", "k50_mae", "mlp_flat_over_transformer", "bijection_min_skip_ratio",
+             "hmm_min_skip_ratio", "top_over_second", "bijection_mae_ratio_at_frame", "hmm_mae_ratio_at_frame"}
+# The chapter measuring C10 needs snapshots, which only the steps axis keeps.
+NEEDS_SNAPSHOTS = {"C10"}
+
+
+def rungs(task: str, scale: str = "default") -> dict[str, list]:
+    """{rung name: [RunConfig]} of `task`: "bijection" and "hmm" from their default rung (the
+    chapters' runs) up; "mlp": the deep MLPs only (the chapters' own MLP is two layers deep)."""
+    return profiles.ladder(scale)[task]
+
+
+def flops(runs: list) -> float:
+    """The training compute of one run of a rung (every seed trains the same)."""
+    return train.training_flops(runs[0])
+
+
+def read_rung(claim_id: str, task: str, rung: str, profile: str = "default") -> dict | None:
+    """The record a chapter wrote for `claim_id` on a rung (None if not measured yet)."""
+    path = claims.claims_dir(profile, f"{task}: {rung}") / f"{claim_id}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def point(rec: dict, claim_id: str, task: str) -> dict:
+    """One rung's entry: the plotted quantity's value and 95% interval over seeds (None with
+    one seed), the seeds, and the verdict over the conditions this task's rungs judge."""
+    names = CONDITIONS[claim_id][task]
+    values = {c["condition"].rsplit(" ", 2)[0]: c["value"] for c in rec["conditions"]}
+    quantity, seeds = names[0], rec["ours"]["seeds"]
+    per_seed = rec["details"].get("per_seed", {}).get(quantity) if isinstance(rec["details"], dict) else None
+    if seeds < 2:
+        interval = None
+    elif quantity == claims.CLAIMS[claim_id].headline:
+        interval = list(rec["ours"]["ci95"])
+    else:
+        interval = list(stats.bootstrap_ci(torch.tensor(per_seed, dtype=torch.float64))) if per_seed else None
+    judged = [c for c in claims.CLAIMS[claim_id].conditions if c.quantity in names]
+    held = [c.holds(values) for c in judged]
+    verdict = claims.VERDICTS[0] if all(held) else claims.VERDICTS[1] if any(held) else claims.VERDICTS[2]
+    return {"value": values[quantity], "interval": interval, "seeds": seeds, "verdict": verdict}
+
+
+def series(claim_id: str, default: dict, profile: str = "default") -> dict[str, list[dict]]:
+    """{task: [entry per measured rung]} for `claim_id`, from its `default` record (the one being
+    written) and the rung records on disk; each entry adds the rung's name and training FLOPs."""
+    out = {}
+    for task in CONDITIONS.get(claim_id, {}):
+        entries = []
+        for name, runs in rungs(task, profile).items():
+            if claim_id in NEEDS_SNAPSHOTS and name != "default" and not runs[0].train.snapshots:
+                continue
+            rec = default if name == "default" else read_rung(claim_id, task, name, profile)
+            if rec is not None:
+                entries.append({"rung": name, "flops": flops(runs), **point(rec, claim_id, task)})
+        out[task] = entries
+    return out
+
+
+def trend(entries: list[dict], claim_id: str, task: str) -> dict | None:
+    """Least-squares slope of the plotted quantity (log10 for LOG_SCALE ones) per decade of
+    training FLOPs over the rungs, with a 95% t interval; the direction relative to the
+    registered threshold ("toward the paper", "flat": the interval holds 0, or "away"); and
+    where it would cross the threshold, an extrapolation, when it moves toward it. None with
+    fewer than three rungs."""
+    if len(entries) < 3:
+        return None
+    quantity = CONDITIONS[claim_id][task][0]
+    condition = next(c for c in claims.CLAIMS[claim_id].conditions if c.quantity == quantity)
+    log = quantity in LOG_SCALE
+    x = np.log10([e["flops"] for e in entries])
+    y = np.array([e["value"] for e in entries], dtype=float)
+    if log and (y <= 0).any():
+        return None
+    y = np.log10(y) if log else y
+    fit = scipy.stats.linregress(x, y)
+    half = scipy.stats.t.ppf(0.975, len(x) - 2) * fit.stderr
+    interval = [fit.slope - half, fit.slope + half]
+    better = 1 if condition.op == ">=" else -1  # the sign of a change toward the threshold
+    direction = "flat" if interval[0] <= 0 <= interval[1] else (
+        "toward the paper" if math.copysign(1, fit.slope) == better else "away")
+    crossing = None
+    if direction == "toward the paper":
+        target = math.log10(condition.bound) if log else condition.bound
+        crossing = 10 ** ((target - fit.intercept) / fit.slope)
+    return {"quantity": quantity, "scale": "log10" if log else "linear", "slope": fit.slope,
+            "intercept": fit.intercept, "interval": interval, "direction": direction, "crossing_flops": crossing,
+            "rungs": len(entries)}
+
+
+def fields(claim_id: str, default: dict, profile: str = "default") -> dict:
+    """The `ladder` and `trend` fields of a record of C1-C10 on a profile with a ladder (smoke,
+    default); {} otherwise."""
+    if claim_id not in CONDITIONS or profile not in profiles.LADDER_STEPS:
+        return {}
+    ladder = series(claim_id, default, profile)
+    return {"ladder": ladder, "trend": {task: trend(entries, claim_id, task) for task, entries in ladder.items()}}
+
+
+def paper_flops(task: str) -> float:
+    """The training compute of the paper's own run of `task` (the paper profile's transformer)."""
+    chapter = {"bijection": profiles.c1, "hmm": profiles.c2, "mlp": profiles.c1}[task]("paper")["runs"]
+    return train.training_flops(chapter["mlp_flat" if task == "mlp" else "transformer"][0])
+
+
+def axis(rung: str) -> str:
+    """Which axis of the ladder a rung climbs: "default", "steps" or "width" (the deep MLPs
+    follow the width rungs they are sized to)."""
+    return "default" if rung == "default" else "steps" if " x " not in rung and "at default" not in rung else "width"
+
+
+def panels(rec: dict) -> dict[str, dict]:
+    """What plotting.compute_ladder draws for one claim record with ladder fields: per task, the
+    rungs, the trend over the range from the first rung to the paper's compute, the threshold,
+    the paper's value where it is in the plotted quantity's unit, and the paper's compute."""
+    out = {}
+    for task, entries in rec["ladder"].items():
+        quantity = CONDITIONS[rec["id"]][task][0]
+        condition = next(c for c in claims.CLAIMS[rec["id"]].conditions if c.quantity == quantity)
+        headline = quantity == claims.CLAIMS[rec["id"]].headline
+        lowest = min(e["flops"] for e in entries) if entries else paper_flops(task)
+        highest = max(e["flops"] for e in entries) if entries else paper_flops(task)
+        out[textwrap.fill(f"{rec['id']}, {task}: {condition.words}", 56)] = {
+            "points": [{**e, "axis": axis(e["rung"])} for e in entries], "trend": rec["trend"][task],
+            "fit_range": [lowest, highest, max(highest, paper_flops(task))], "threshold": condition.bound,
+            "paper": rec["paper"]["value"] if headline else None, "paper_flops": paper_flops(task),
+            "log": quantity in LOG_SCALE}
+    return out
+
+
+def summary(claim_id: str, profile: str = "default") -> dict:
+    """The default record of `claim_id` with its ladder fields, or, before the claim's chapter
+    has written one, a record with no rung measured (so the ladder chapter always executes)."""
+    path = claims.claims_dir(profile) / f"{claim_id}.json"
+    if path.exists():
+        rec = json.loads(path.read_text())
+        if "ladder" in rec:
+            return rec
+    return {"id": claim_id, "verdict": None, "paper": claims.CLAIMS[claim_id].paper,
+            "ladder": {task: [] for task in CONDITIONS[claim_id]}, "trend": {task: None for task in CONDITIONS[claim_id]}}
+
+
+def result_box(records: list[dict], profile: str) -> str:
+    """The ladder chapter's opening box, from the records: per claim its default verdict, and per
+    task its top measured rung's verdict and the trend."""
+    lines = []
+    for rec in records:
+        verdict = claims.badge(rec["verdict"]) if rec["verdict"] else "not measured yet"
+        beyond = claims.ladder_text(rec).replace("<br><small>", "; ").replace("</small>", "")
+        lines.append(f"- **{rec['id']}** {verdict} at the default budget" + (beyond or "; no rung above it measured yet"))
+    return (f"```{{admonition}} The ladder so far ({profile} profile)\n:class: result-box\n\n" + "\n".join(lines)
+            + "\n```\n")

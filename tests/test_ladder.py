@@ -1,0 +1,68 @@
+"""The compute ladder read back (lib.ladder): rung records on disk become a series per claim,
+a trend per decade of compute with its direction, and fields of the default claim record."""
+import math
+
+import pytest
+
+from lib import claims, ladder, paths, profiles, train
+
+
+@pytest.fixture
+def claims_here(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "BUILD", tmp_path / "build")
+    monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
+
+
+def c7(cos: float, profile: str = "smoke", rung=None, seeds: int = 1) -> dict:
+    return claims.record("C7", {"l0_abs_cos": cos, "l0_over_init": 0.9, "l0_over_gaussian": 0.8}, profile,
+                         seeds=seeds, ci95=(cos - 0.01, cos + 0.01), details={}, rung=rung)
+
+
+def test_rungs_are_read_back_in_order_of_the_ladder_with_their_compute(claims_here):
+    names = [n for n in profiles.ladder("smoke")["bijection"] if n != "default"]
+    for i, name in enumerate(names):
+        c7(0.3 - 0.1 * i, rung=f"bijection: {name}")
+    default = c7(0.35, seeds=2)
+    (entries,) = default["ladder"].values()
+    assert [e["rung"] for e in entries] == ["default", *names]
+    assert entries[0]["interval"] == pytest.approx([0.34, 0.36]) and entries[1]["interval"] is None  # one seed
+    assert [e["flops"] for e in entries] == [train.training_flops(r[0]) for r in profiles.ladder("smoke")["bijection"].values()]
+    assert [e["verdict"] for e in entries][-1] == "reproduced"  # 0.1 <= 0.1 and both ratios <= 1
+    assert entries[0]["verdict"] == "partly reproduced"
+
+
+def test_a_trend_toward_the_threshold_says_where_it_would_cross(claims_here):
+    entries = [{"flops": f, "value": 0.5 - 0.1 * math.log10(f / 1e10)} for f in (1e10, 1e11, 1e12, 1e13)]
+    fit = ladder.trend(entries, "C7", "bijection")
+    assert fit["direction"] == "toward the paper" and fit["slope"] == pytest.approx(-0.1)
+    assert fit["crossing_flops"] == pytest.approx(1e14)  # 0.5 - 0.1 * 4 = 0.1, the threshold
+    away = ladder.trend([dict(e, value=1 - e["value"]) for e in entries], "C7", "bijection")
+    assert away["direction"] == "away" and away["crossing_flops"] is None
+    noisy = [dict(e, value=0.3 + 0.05 * (-1) ** i) for i, e in enumerate(entries)]
+    assert ladder.trend(noisy, "C7", "bijection")["direction"] == "flat"
+    assert ladder.trend(entries[:2], "C7", "bijection") is None  # two rungs make no trend
+
+
+def test_errors_are_fitted_per_decade_on_a_log_scale():
+    entries = [{"flops": 10.0 ** k, "value": 10.0 ** (10 - k)} for k in (9, 10, 11)]  # C1's error: tenfold down a decade
+    fit = ladder.trend(entries, "C1", "bijection")
+    assert fit["scale"] == "log10" and fit["slope"] == pytest.approx(-1)
+    assert fit["crossing_flops"] == pytest.approx(1e12)  # where the error reaches 0.01 bits
+
+
+def test_only_claims_c1_to_c10_on_a_ladder_profile_carry_ladder_fields(claims_here):
+    assert "ladder" in c7(0.3) and "trend" in c7(0.3)
+    assert "ladder" not in c7(0.3, profile="paper")
+    assert "ladder" not in c7(0.3, rung="bijection: 60 steps")["ours"] | c7(0.3, rung="bijection: 60 steps")
+    g3 = claims.record("G3", {"slope_over_eta": 1.0}, "smoke", seeds=1, ci95=(1, 1), details={})
+    assert "ladder" not in g3
+
+
+def test_the_ledger_shows_the_top_rung_and_the_trend_beside_the_default_verdict(claims_here):
+    names = [n for n in profiles.ladder("smoke")["bijection"] if n != "default"]
+    assert "top rung" not in claims.ledger_markdown([c7(0.35, seeds=2)])  # no rung measured yet
+    for i, name in enumerate(names):
+        c7(0.3 - 0.1 * i, rung=f"bijection: {name}")
+    row = next(line for line in claims.ledger_markdown([c7(0.35, seeds=2)]).splitlines() if line.startswith("| **C7**"))
+    top = max(ladder.series("C7", c7(0.35, seeds=2), "smoke")["bijection"], key=lambda e: e["flops"])
+    assert f"bijection, top rung ({top['rung']}): {top['verdict']}; trend " in row
