@@ -11,6 +11,7 @@ $(error CHAPTERS: no chapter $(filter-out $(ALL_CHAPTERS),$(CHAPTERS)); the chap
 endif
 # Every command imports this checkout's lib, whichever one the environment has installed.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+HERE := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
 
 .PHONY: setup lab train ladder reproduce timed-reproduce prune smoke book test bench golden clean-build publish dist
@@ -57,12 +58,8 @@ timed-reproduce:  ## make reproduce, timed per chapter, into data/timings/$(LABE
 	@test -n "$(LABEL)" || { echo "timed-reproduce: give a LABEL, e.g. make timed-reproduce LABEL=cold-2cpu COLD=1"; exit 1; }
 	$(PYTHON) scripts/timed_reproduce.py $(LABEL) $(if $(COLD),--cold)
 
-prune:  ## delete the cached artifacts that the last full `make reproduce` did not read
-	@for f in _build/reproduce.started.*; do [ -e "$$f" ] && kill -0 "$${f##*.}" 2>/dev/null && \
-	  { echo "prune: a reproduction is running (process $${f##*.}); prune after it ends"; exit 1; }; done; true
-	@test -f _build/reproduce.stamp || { echo "prune: no full default reproduction on record; run make reproduce"; exit 1; }
-	@test "$$(cat _build/reproduce.stamp)" = "$(RUNS)" || { echo "prune: the last full reproduction read $$(cat _build/reproduce.stamp), not $(RUNS)"; exit 1; }
-	find $(RUNS) -type f ! -newer _build/reproduce.stamp -print -delete
+prune:  ## delete the cached artifacts that the last full `make reproduce` did not read (never the ladder's runs)
+	$(PYTHON) $(HERE)scripts/prune.py --build _build
 
 smoke: export BAR_RUNS_DIR := $(CURDIR)/_build/smoke/runs  # tiny runs, never beside the committed cache
 smoke:  ## execute every chapter on the smoke profile (seconds each), outputs and runs under _build/smoke

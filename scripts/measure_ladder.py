@@ -49,6 +49,8 @@ def main():
     ready = [rung for rung in rungs if trained(rung, args.profile)]
     for rung in sorted(set(rungs) - set(ready), key=rungs.index):
         print(f"  {rung}: not trained yet, skipped")
+    paths.BUILD.mkdir(exist_ok=True)
+    (paths.BUILD / "ladder.stamp").touch()  # what this measurement reads is newer: `make prune` keeps it
     book = {int(p.name[:2]): p for p in (paths.ROOT / "book").glob("[0-9][0-9]_*.py")}
     jobs = [(rung, book[n]) for rung in ready for n in profiles.rung_chapters(rung)]
     print(f"measuring {len(ready)} rungs: {len(jobs)} chapter executions, two at a time", flush=True)

@@ -209,13 +209,39 @@ def test_prune_deletes_only_what_the_last_full_reproduction_did_not_read_and_wai
     cache.mark_used(read)                               # ... and read this
     (build / f"reproduce.started.{os.getpid()}").write_text(f"{runs}\n")  # another one is running
     refused = make_prune(tmp_path, runs)
-    assert refused.returncode != 0 and "a reproduction is running" in refused.stdout
+    assert refused.returncode != 0 and "a reproduction is running" in refused.stderr
     assert stale.exists() and read.exists()
     (build / f"reproduce.started.{os.getpid()}").unlink()
     (build / "reproduce.started.999999999").write_text("")  # a killed one's marker: no such process
     pruned = make_prune(tmp_path, runs)
     assert pruned.returncode == 0, pruned.stdout + pruned.stderr
     assert not stale.exists() and read.exists()
+
+
+def test_prune_never_deletes_the_ladders_runs_its_measurements_or_unfinished_checkpoints(tmp_path):
+    """A reproduction reads none of the ladder's runs (hours of training each), the analyses the
+    last `make ladder` read, or a checkpoint that an interrupted run resumes from: all older
+    than the reproduction's stamp, all kept; a stale file beside them goes."""
+    from lib import profiles
+    runs, build = tmp_path / "runs", tmp_path / "_build"
+    (runs / "checkpoints").mkdir(parents=True)
+    build.mkdir()
+    rung = cache.run_path(profiles.ladder()["hmm"]["50,000 steps"][0]).name
+    kept = [runs / rung, runs / "checkpoints" / "x.checkpoint.pt"]
+    (build / "ladder.stamp").write_text("")
+    time.sleep(0.05)
+    measured, stale = runs / "scores-of-a-rung.pt", runs / "stale.pt"
+    for path in (*kept, measured):
+        path.write_bytes(b"keep")
+    time.sleep(0.05)
+    os.utime(stale.parent, None)
+    stale.write_bytes(b"old")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))  # read before the last `make ladder`
+    time.sleep(0.05)
+    (build / "reproduce.stamp").write_text(f"{runs}\n")
+    pruned = make_prune(tmp_path, runs)
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert all(path.exists() for path in (*kept, measured)) and not stale.exists()
 
 
 @pytest.mark.parametrize("script", ["train.py", "timed_reproduce.py", "build_ledger.py"])
