@@ -304,7 +304,8 @@ fig
 # %% tags=["hide-input"]
 for name in runs:
     for k in ("pc1_share", "spearman", "within_position_r", "r2"):
-        glue(f"c3_{name}_{k}", float(summary[name, "value vectors"][k]), display=False)
+        value = float(summary[name, "value vectors"][k])  # correlations: two decimals, as the text shows them
+        glue(f"c3_{name}_{k}", value if k == "pc1_share" else round(value, 2) + 0.0, display=False)  # + 0.0: no -0.00
     for k in ("pc1_share", "r2"):
         glue(f"c3_{name}_resid_{k}", float(summary[name, "final residual"][k]), display=False)
 
