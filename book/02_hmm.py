@@ -393,6 +393,18 @@ glue("result_box", Markdown(claims.result_box([c2, c3, c4])), display=False)
 # Construct two sequences at one position where that happens.
 # ````
 #
+# ````{solution} ex-hmm-1
+# :class: dropdown
+# Take one position $t$ and two sequences whose filtering posteriors have entropies
+# $H(\alpha^{(1)}_t) = 1$ and $H(\alpha^{(2)}_t) = 2$ bits. A model that predicts entropies of
+# 2 and 1 bits (unsure where Bayes is sure, sure where it is unsure) has per-sample errors
+# $|2 - 1| = |1 - 2| = 1$ bit on both, so its per-sample entropy error is 1 bit; but the
+# means over the two sequences are both 1.5 bits, so the cancelling aggregator
+# $|\bar H_\text{model} - \bar H_\text{Bayes}|$ is 0. It cannot tell a calibrated model from
+# one whose over- and under-confidence balance, which is why the chapter judges C2 on the
+# per-sample error and the KL.
+# ````
+#
 # ````{exercise}
 # :label: ex-hmm-2
 # **Discuss, about 10 minutes.** Replace the learned position table by no position embedding at all (causal attention can
@@ -400,8 +412,31 @@ glue("result_box", Markdown(claims.result_box([c2, c3, c4])), display=False)
 # Answer before trying it: trying it retrains the three transformers, about 30 minutes on two cores.
 # ````
 #
+# ````{solution} ex-hmm-2
+# :class: dropdown
+# C3 first. The jump at the first unseen positions comes from position rows that were never
+# trained; with no position table there is nothing untrained to read at $K = 50$, so the
+# error past the training length should rise more smoothly (a counting mechanism learned
+# with causal attention extends to longer sequences if it does not depend on absolute
+# indices). C2, at $K = 20$, depends on the model finding each observation's place after the
+# header; the filter itself needs only the order of the observations, which causal attention
+# gives, so C2 need not get worse, but the model must learn to locate the header's matrices
+# without absolute positions, which can cost training steps.
+# ````
+#
 # ````{exercise}
 # :label: ex-hmm-3
 # **Discuss, about 10 minutes.** The flat MLP sees every token the transformer sees. Why might HMM filtering be harder
 # for it than bijection elimination was in {numref}`Chapter %s <ch-bijection>`?
+# ````
+#
+# ````{solution} ex-hmm-3
+# :class: dropdown
+# On the bijection the posterior depends on the context only through the *set* of values
+# seen: a sum of per-(position, token) embeddings can count them in one linear map. The HMM
+# posterior is a product of matrices, $\alpha_t \propto \alpha_{t-1} T \operatorname{diag}(E_{\cdot, o_t})$,
+# whose entries come from the header: the model must combine numbers read at some positions
+# with tokens at others, multiplicatively and in order. A first layer that adds
+# per-position embeddings cannot form those products; deeper layers must build them for every
+# position separately, since the MLP has no weight sharing across positions.
 # ````

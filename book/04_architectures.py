@@ -546,6 +546,18 @@ glue("result_box", Markdown(claims.result_box(records)), display=False)
 # recurrent state hold exactly, and what must it first read from the header?
 # ````
 #
+# ````{solution} ex-architectures-1
+# :class: dropdown
+# The filter's state is the posterior $\alpha_t$ over the hidden states, a vector of $S$
+# numbers: a recurrent state of that size can hold it exactly, and the update
+# $\alpha_t \propto \alpha_{t-1} T \operatorname{diag}(E_{\cdot, o_t})$ needs only the current
+# observation. But $T$ and $E$ change with every sequence: they are written in the header, so
+# the state must first store them ($S^2 + S \times$ the number of symbols numbers) and keep them
+# for the whole sequence beside $\alpha_t$, and the update must multiply by stored numbers, which
+# a gated recurrence does only approximately. Attention can instead look the header up again
+# at every step.
+# ````
+#
 # ````{exercise}
 # :label: ex-architectures-2
 # **Derive, about 10 minutes.** Binding with $n$ pairs of $n_\text{values}$ values needs about $n \log_2 n_\text{values}$
@@ -557,4 +569,15 @@ glue("result_box", Markdown(claims.result_box(records)), display=False)
 # :label: ex-architectures-3
 # **Derive, about 15 minutes.** The flat MLP's first layer is a sum of per-(position, token) embeddings. Can it
 # represent which value followed which key? What would a second layer need to compute?
+# ````
+#
+# ````{solution} ex-architectures-3
+# :class: dropdown
+# The first layer's output is $\sum_p e(p, x_p)$: it records which token stands at which
+# position, so in principle the pairs are there (the key at position $2i$ and the value at
+# $2i+1$). But "which value followed the queried key" is a lookup: for each stored pair the
+# second layer must compare the pair's key with the query's key and, where they match, pass
+# the pair's value on. That is a product of two features of the input, one per pair and
+# position, which a ReLU layer can only approximate with units for every (position, key,
+# value) combination; attention computes the match once and reuses it at every position.
 # ````
