@@ -58,12 +58,12 @@ def read_rung(claim_id: str, task: str, rung: str, profile: str = "default") -> 
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def point(rec: dict, claim_id: str, task: str) -> dict:
-    """One rung's entry: the plotted quantity's value and 95% interval over seeds (None with
-    one seed), the seeds, and the verdict over the conditions this task's rungs judge."""
+def point(rec: dict, claim_id: str, task: str, seeds: int) -> dict:
+    """One rung's entry: the plotted quantity's value and 95% interval over the rung's `seeds`
+    (None with one seed), and the verdict over the conditions this task's rungs judge."""
     names = CONDITIONS[claim_id][task]
     values = {c["condition"].rsplit(" ", 2)[0]: c["value"] for c in rec["conditions"]}
-    quantity, seeds = names[0], rec["ours"]["seeds"]
+    quantity = names[0]
     per_seed = rec["details"].get("per_seed", {}).get(quantity) if isinstance(rec["details"], dict) else None
     if seeds < 2:
         interval = None
@@ -88,7 +88,7 @@ def series(claim_id: str, default: dict, profile: str = "default") -> dict[str, 
                 continue
             rec = default if name == "default" else read_rung(claim_id, task, name, profile)
             if rec is not None:
-                entries.append({"rung": name, "flops": flops(runs), **point(rec, claim_id, task)})
+                entries.append({"rung": name, "flops": flops(runs), **point(rec, claim_id, task, len(runs))})
         out[task] = entries
     return out
 

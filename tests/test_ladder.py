@@ -50,6 +50,15 @@ def test_errors_are_fitted_per_decade_on_a_log_scale():
     assert fit["crossing_flops"] == pytest.approx(1e12)  # where the error reaches 0.01 bits
 
 
+def test_a_deep_mlp_rung_counts_its_own_seeds_not_its_transformers(claims_here):
+    values = {"transformer_mae": 0.01, "mlp_flat_over_transformer": 2.0}
+    claims.record("C1", values, "smoke", seeds=2, ci95=(0.0, 0.02), details={}, rung="mlp: 18 layers at default")
+    default = claims.record("C1", values, "smoke", seeds=2, ci95=(0.0, 0.02), details={})
+    (mlp,) = default["ladder"]["mlp"]
+    assert mlp["seeds"] == 1 and mlp["interval"] is None  # the record's seeds are its transformer's
+    assert default["ladder"]["bijection"][0]["seeds"] == 2
+
+
 def test_only_claims_c1_to_c10_on_a_ladder_profile_carry_ladder_fields(claims_here):
     assert "ladder" in c7(0.3) and "trend" in c7(0.3)
     assert "ladder" not in c7(0.3, profile="paper")
