@@ -72,6 +72,7 @@ from lib import cache, claims, em_vs_sgd, gradients, plotting, profiles, train
 
 setup = profiles.c5(profile)
 chapter_start = time.perf_counter()
+torch.set_num_threads(1)  # float32 gradients summed in one order on every machine: the printed errors reproduce
 print(f"profile={profile}: {setup['em'].chain.seq_len}-symbol sticky chain, seeds {setup['em'].seeds}, "
       f"{setup['em'].steps} steps (long budget {setup['em'].long_steps})")
 
