@@ -102,6 +102,11 @@ def run_from(saved: dict) -> Run:
     return Run(cfg, model.eval(), saved["history"], saved["train_seconds"], saved["snapshots"])
 
 
+def cached(cfg: RunConfig) -> bool:
+    """Whether the cache holds a valid run for `cfg`, checked without building its model."""
+    return read(run_path(cfg), run_key_text(cfg)) is not None
+
+
 def read_run(cfg: RunConfig) -> Run | None:
     """The cached run for `cfg`, or None (absent, or moved aside as unusable: `read`)."""
     saved = read(run_path(cfg), run_key_text(cfg))
@@ -191,8 +196,7 @@ def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_fir
     in a worker is the run trained here. On a GPU they train one after another."""
     workers = workers or usable_cores()
     check_writable(paths.RUNS)
-    missing = training_order({run_path(cfg): cfg for cfg in cfgs  # validity, without building the models
-                              if read(run_path(cfg), run_key_text(cfg)) is None}.values())
+    missing = training_order({run_path(cfg): cfg for cfg in cfgs if not cached(cfg)}.values())
     if not longest_first:
         missing.reverse()
     if len(missing) > 1 and workers > 1 and default_device().type == "cpu":

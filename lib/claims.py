@@ -564,8 +564,10 @@ CLAIMS = {c.id: c for c in [
 ]}
 
 
-def verdict(claim: Claim, values: dict[str, float]) -> str:
-    held = [c.holds(values) for c in claim.conditions]
+def verdict(claim: Claim, values: dict[str, float], conditions=None) -> str:
+    """Reproduced if every condition holds, partly if some do, not if none does; `conditions`:
+    a subset of the claim's (the compute ladder judges a rung on its own task's)."""
+    held = [c.holds(values) for c in (claim.conditions if conditions is None else conditions)]
     return VERDICTS[0] if all(held) else VERDICTS[1] if any(held) else VERDICTS[2]
 
 
@@ -692,16 +694,16 @@ def load_records(folder=None) -> list[dict]:
     return sorted(records, key=lambda r: order.get(r["id"], len(order)))
 
 
-def ladder_text(rec: dict) -> str:
+def ladder_lines(rec: dict) -> list[str]:
     """The compute ladder beside a default verdict: per task, the verdict on its top rung
-    measured so far and the trend's direction ("" before any rung above the default is measured)."""
-    parts = []
+    measured so far and the trend's direction (none before a rung above the default is measured)."""
+    lines = []
     for task, entries in rec.get("ladder", {}).items():
         if len(entries) > 1:
             top, fit = max(entries, key=lambda e: e["flops"]), rec["trend"][task]
-            parts.append(f"{task}, top rung ({top['rung']}): {top['verdict']}"
+            lines.append(f"{task}, top rung ({top['rung']}): {top['verdict']}"
                          + (f"; trend {fit['direction']}" if fit else ""))
-    return "".join(f"<br><small>{part}</small>" for part in parts)
+    return lines
 
 
 def label(text: str) -> str:
@@ -724,7 +726,8 @@ def ledger_markdown(records: list[dict], level: int = 2) -> str:
         if not group:
             continue
         rows = [[f"**{r['id']}** {badge(r['verdict'])}<br>{r['title']}", label("paper") + paper_value(r["paper"]),
-                 label("ours") + ours_text(r, between="<br><small>") + "</small>" + ladder_text(r),
+                 label("ours") + ours_text(r, between="<br><small>") + "</small>"
+                 + "".join(f"<br><small>{line}</small>" for line in ladder_lines(r)),
                  label("what fails") + failing(r)] for r in group]
         lines += [f"{'#' * level} {heading}", "", ":::{div} ledger-table",
                   markdown_table(["claim", "paper", "ours", "what fails"], rows), ":::", ""]

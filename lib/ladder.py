@@ -71,9 +71,8 @@ def point(rec: dict, claim_id: str, task: str, seeds: int) -> dict:
         interval = list(rec["ours"]["ci95"])
     else:
         interval = list(stats.bootstrap_ci(torch.tensor(per_seed, dtype=torch.float64))) if per_seed else None
-    judged = [c for c in claims.CLAIMS[claim_id].conditions if c.quantity in names]
-    held = [c.holds(values) for c in judged]
-    verdict = claims.VERDICTS[0] if all(held) else claims.VERDICTS[1] if any(held) else claims.VERDICTS[2]
+    claim = claims.CLAIMS[claim_id]
+    verdict = claims.verdict(claim, values, [c for c in claim.conditions if c.quantity in names])
     return {"value": values[quantity], "interval": interval, "seeds": seeds, "verdict": verdict}
 
 
@@ -182,7 +181,7 @@ def result_box(records: list[dict], profile: str) -> str:
     lines = []
     for rec in records:
         verdict = claims.badge(rec["verdict"]) if rec["verdict"] else "not measured yet"
-        beyond = claims.ladder_text(rec).replace("<br><small>", "; ").replace("</small>", "")
+        beyond = "".join(f"; {line}" for line in claims.ladder_lines(rec))
         lines.append(f"- **{rec['id']}** {verdict} at the default budget" + (beyond or "; no rung above it measured yet"))
     return (f"```{{admonition}} The ladder so far ({profile} profile)\n:class: result-box\n\n" + "\n".join(lines)
             + "\n```\n")

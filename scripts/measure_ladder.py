@@ -21,8 +21,7 @@ from lib import cache, claims, paths, profiles  # noqa: E402
 
 def trained(rung: str, scale: str) -> bool:
     task, name = rung.split(": ", 1)
-    return all(cache.read(cache.run_path(cfg), cache.run_key_text(cfg)) is not None
-               for cfg in profiles.ladder(scale)[task][name])
+    return all(map(cache.cached, profiles.ladder(scale)[task][name]))
 
 
 def execute(rung: str, chapter: Path, profile: str) -> str:
