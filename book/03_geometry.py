@@ -62,12 +62,14 @@
 # %% tags=["parameters"]
 profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper (GPU sizes)
 rung = None  # or a compute-ladder rung, e.g. "hmm: 12,000 steps": its runs replace the default ones
+figure_seed = 0  # in class: which seed's value vectors the manifold figure shows (0-2; instant)
 
 # %% [markdown]
 # We'll need the following imports.
 
 # %% tags=["hide-input"]
 import numpy as np
+import scipy.stats
 import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
@@ -296,9 +298,11 @@ display(Markdown(plotting.markdown_table(
     ["task", "layer", "PC1", "Spearman(PC1, H), absolute", "within-position r, absolute", "held-out R² of H"],
     rows)))
 
-# %% mystnb={"figure": {"caption": "Final-layer value vectors at the prediction positions on their first two standardised principal components, coloured by the Bayes entropy; first seed of each task.", "name": "fig-c3-manifold"}} tags=["hide-input"]
-fig = plotting.value_manifold({TASK_LABELS[name]: (found[name][0]["pc"].numpy(), entropy[name].ravel(),
-                                                   found[name][0]["explained"].numpy()) for name in runs})
+# %% mystnb={"figure": {"caption": "Final-layer value vectors at the prediction positions on their first two standardised principal components, coloured by the Bayes entropy; one seed of each task (the first, unless figure_seed says otherwise).", "name": "fig-c3-manifold"}} tags=["hide-input"]
+if figure_seed not in range(min(len(rs) for rs in runs.values())):
+    raise ValueError(f"figure_seed must be one of 0..{min(len(rs) for rs in runs.values()) - 1}, got {figure_seed!r}")
+fig = plotting.value_manifold({TASK_LABELS[name]: (found[name][figure_seed]["pc"].numpy(), entropy[name].ravel(),
+                                                   found[name][figure_seed]["explained"].numpy()) for name in runs})
 fig
 
 # %% tags=["hide-input"]
@@ -520,12 +524,39 @@ glue("result_box", Markdown(claims.result_box(records)), display=False)
 # baseline for "the keys are orthogonal *because of training*" than the Gaussian value?
 # ````
 #
+# ````{solution} ex-geometry-1
+# :class: dropdown
+# The Gaussian value, {glue:text}`c3_gauss:.3f`, is what two directions drawn at random from an
+# isotropic distribution would give. Real key vectors are not that: $W_K$ maps every embedding
+# into the same few directions it favours, and embeddings share a mean, so even untrained or
+# unrelated keys are more aligned than isotropic ones. The permutation null keeps everything
+# about each embedding except its learned alignment (same norm, same entries, same $W_K$) and
+# asks whether the trained arrangement beats a shuffle of it. Here the trained keys have mean
+# $|\cos|$ {glue:text}`c3_l0:.3f` against {glue:text}`c3_null:.3f` for the shuffled ones and
+# {glue:text}`c3_init:.3f` at initialisation: a value can be below the Gaussian and still not
+# below the null (the geometry of $W_K$ alone would give it), and only a value below the null
+# is evidence that training arranged the keys.
+# ````
+#
 # ````{exercise}
 # :label: ex-geometry-2
 # **Compute, about 15 minutes.** In the canonical bijection, fit a linear read-out of the position $t$ from the final
 # value vectors. How does its $R^2$ compare with the read-out of $H_\text{Bayes}$, and what
 # does that say about the canonical-bijection row of the manifold table?
 # It reads the cached runs: nothing retrains.
+# ````
+#
+# ````{solution} ex-geometry-2
+# :class: dropdown
+# In the canonical bijection nothing repeats, so after $t$ pairs the posterior is uniform over
+# the $V - t$ values not yet seen and $H_\text{Bayes} = \log_2(V - t)$: the entropy is a fixed
+# function of the position (their Spearman correlation over the manifold batch is
+# {glue:text}`c3_ex2_spearman_h_t:.2f`). A read-out of $t$ from the final value vectors reaches a
+# held-out $R^2$ of {glue:text}`c3_ex2_r2_position:.2f` (mean over seeds), the read-out of
+# $H_\text{Bayes}$ {glue:text}`c3_ex2_r2_entropy:.2f`. Whatever the canonical row of the
+# manifold table shows about entropy, it shows equally about position: on this task the two
+# cannot be told apart, which is why the chapter's C9 conditions use the within-position
+# correlation and the HMM, where the entropy varies at a fixed position.
 # ````
 #
 # ````{exercise}
@@ -542,3 +573,14 @@ glue("result_box", Markdown(claims.result_box(records)), display=False)
 # removes only the sequence-specific part, so the gap between the two columns of the head
 # table measures how much of a head's "importance" is such a constant offset.
 # ````
+
+# %% tags=["remove-cell"]
+# The numbers of ex-geometry-2's solution: read-outs of the position and of H_Bayes from the
+# final value vectors of the canonical bijection's runs (one forward pass each, seconds).
+batch = small["bijection"]
+h_bayes = metrics.entropy_bits(batch.posterior).numpy()
+position = np.broadcast_to(np.arange(h_bayes.shape[1], dtype=float), h_bayes.shape)
+values = [geometry.representations(r.model, batch)["value vectors"] for r in runs["bijection"]]
+glue("c3_ex2_r2_position", float(np.mean([geometry.r2_split_by_sequence(v, position) for v in values])), display=False)
+glue("c3_ex2_r2_entropy", float(np.mean([geometry.r2_split_by_sequence(v, h_bayes) for v in values])), display=False)
+glue("c3_ex2_spearman_h_t", float(scipy.stats.spearmanr(h_bayes.ravel(), position.ravel())[0]), display=False)

@@ -55,6 +55,7 @@
 
 # %% tags=["parameters"]
 profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper (GPU sizes)
+figure_seed = 0  # in class: which seed's Mamba and LSTM the state figure shows (0-2; about a minute for another)
 
 # %% [markdown]
 # We'll need the following imports.
@@ -67,7 +68,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from lib import cache, claims, geometry, metrics, plotting, primitives, profiles, stats, train
+from lib import cache, claims, geometry, mamba, metrics, plotting, primitives, profiles, stats, train
 from lib.tasks import recall as recall_tokens
 
 setup = profiles.c4(profile)
@@ -429,8 +430,8 @@ fig
 #   clusters, and the most probable state often follows the symbol, so five clusters alone
 #   do not show a belief state.
 #
-# {numref}`fig-c4-states` shows the first seed's representations on their first two
-# principal components.
+# {numref}`fig-c4-states` shows one seed's representations on their first two principal
+# components (`figure_seed` in the parameters cell picks which; the table covers all three).
 
 # %% tags=["hide-input"]
 geo_batch = train.eval_batch(tasks["hmm"], setup["geometry_size"], cpu, offset=setup["geometry_offset"])
@@ -455,10 +456,15 @@ display(Markdown(plotting.markdown_table(
        "lstm": f"{paper_c15['others']['LSTM R^2']} / {paper_c15['others']['LSTM PC1']}"}[arch]]
      for arch, s in geo_summary.items()])))
 
-# %% mystnb={"figure": {"caption": "Final-layer representations of Mamba and the LSTM at the observation positions of held-out HMMs (K=20), on their first two standardised principal components, coloured by the most probable hidden state under the exact filter; first seed of each.", "name": "fig-c4-states"}} tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Final-layer representations of Mamba and the LSTM at the observation positions of held-out HMMs (K=20), on their first two standardised principal components, coloured by the most probable hidden state under the exact filter; one seed of each (the first, unless figure_seed says otherwise).", "name": "fig-c4-states"}} tags=["hide-input"]
+if figure_seed not in range(len(runs["hmm"]["mamba"])):
+    raise ValueError(f"figure_seed must be one of 0..{len(runs['hmm']['mamba']) - 1}, got {figure_seed!r}")
 argmax_state = posterior.reshape(-1, tasks["hmm"].S).argmax(1)
+shown = geo if figure_seed == 0 else {
+    arch: primitives.state_geometry(runs["hmm"][arch][figure_seed:figure_seed + 1], geo_batch, tasks["hmm"].S, symbols)
+    for arch in geo}  # the same measures on that seed alone: its principal components come first
 fig = plotting.state_clusters({plotting.LABELS[arch]: (g["pcs"].numpy(), argmax_state, g["explained"].numpy())
-                               for arch, g in geo.items()})
+                               for arch, g in shown.items()})
 fig
 
 # %% [markdown]
@@ -565,6 +571,23 @@ glue("result_box", Markdown(claims.result_box(records)), display=False)
 # how wide are ours?
 # ````
 #
+# ````{solution} ex-architectures-2
+# :class: dropdown
+# Each of the $n$ pairs needs its value, $\log_2 n_\text{values}$ bits, stored under its
+# key. A recurrent state holds floats: Mamba keeps $d_\text{inner} \times N$ numbers per block
+# ($N = $ {glue:text}`c4_ex2_d_state` here), the LSTM $2\,d$ per layer (its $h$ and $c$). The
+# table below the exercises compares the two for the sweep's sizes: every state has far more
+# numbers than the bindings need bits, even at several bits of resolution per number. So the
+# edge in {numref}`fig-c4-recall` is not a lack of room: the transformer, which keeps every
+# pair in its context, meets it at the same size. What a recurrent model must learn is to
+# write each value into a part of the state its key selects and to read it back by the query's
+# key, and the budget of steps decides whether it does.
+#
+# ```{glue:md} c4_ex2_table
+# :format: myst
+# ```
+# ````
+#
 # ````{exercise}
 # :label: ex-architectures-3
 # **Derive, about 15 minutes.** The flat MLP's first layer is a sum of per-(position, token) embeddings. Can it
@@ -581,3 +604,17 @@ glue("result_box", Markdown(claims.result_box(records)), display=False)
 # position, which a ReLU layer can only approximate with units for every (position, key,
 # value) combination; attention computes the match once and reuses it at every position.
 # ````
+
+# %% tags=["remove-cell"]
+# The numbers of ex-architectures-2's solution: bits the bindings need against the numbers a
+# recurrent state holds, from the sweep's and the chapter's configs (nothing trains).
+lstm = runs_cfg["recall"]["lstm"][0].model
+rows = []
+for n, archs in sweep_cfg.items():
+    m = archs["mamba"][0].model
+    rows.append([n, f"{n * np.log2(recall.n_values):.0f}", f"{m.d_mlp * mamba.D_STATE * m.n_layers:,}",
+                 f"{2 * lstm.d_model * lstm.n_layers:,}" if n == recall.n_pairs else ""])
+glue("c4_ex2_d_state", mamba.D_STATE, display=False)
+glue("c4_ex2_table", Markdown(plotting.markdown_table(
+    ["stored pairs", "bits needed", "Mamba state (numbers)", "LSTM state (numbers, chapter's recall size)"], rows)),
+     display=False)

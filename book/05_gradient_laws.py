@@ -54,6 +54,7 @@
 
 # %% tags=["parameters"]
 profile = "default"  # smoke (seconds, for tests) | default (laptop CPU) | paper (GPU sizes)
+weight_scale = None  # in class: one more weight scale (e.g. 3.0) for the sharpness sweep of G3 (seconds)
 
 # %% [markdown]
 # We'll need the following imports.
@@ -351,8 +352,10 @@ fig
 # rescaling every weight of the same random heads (exploration, not part of the claim):
 
 # %% tags=["hide-input"]
+if weight_scale is not None and not (isinstance(weight_scale, (int, float)) and weight_scale > 0):
+    raise ValueError(f"weight_scale must be a positive number or None, got {weight_scale!r}")
 sweep = []
-for scale in fb_setup["scales"]:
+for scale in (*fb_setup["scales"], *([weight_scale] if weight_scale not in (None, *fb_setup["scales"]) else [])):
     fb_scaled = gradients.random_head(setup["feedback_heads"], **{**fb_setup["head"], "scale": scale},
                                       generator=torch.Generator().manual_seed(1))
     sweep.append((scale, gradients.positive_feedback(fb_scaled, [fb_setup["etas"][0]])))
@@ -618,9 +621,28 @@ print(f"chapter ran in {(time.perf_counter() - chapter_start) / 60:.1f} min "
 #
 # ````{exercise}
 # :label: ex-gradient-laws-1
-# **Derive, about 15 minutes.** Show that the routing law implies $\sum_j |\partial L/\partial s_{ij}| \le 2 \max_j |b_{ij} - \bar b_i|$,
-# and that the bound shrinks as attention sharpens. Which of the two laws keeps a signal
-# once the attention pattern has settled?
+# **Derive, about 15 minutes.** Show that the routing law implies
+# $\sum_j |\partial L/\partial s_{ij}| \le \max_j |b_{ij} - \bar b_i| \le 2 \max_j |b_{ij}|$,
+# and that the sum shrinks as attention sharpens. Which of the two laws keeps a signal once
+# the attention pattern has settled?
+# ````
+#
+# ````{solution} ex-gradient-laws-1
+# :class: dropdown
+# By the routing law ({prf:ref}`thm-routing-law`), $\partial L/\partial s_{ij} = \alpha_{ij}(b_{ij} - \bar b_i)$,
+# so $\sum_j |\partial L/\partial s_{ij}| = \sum_j \alpha_{ij} |b_{ij} - \bar b_i|$, an average of
+# $|b_{ij} - \bar b_i|$ under the weights $\alpha_{i\cdot}$, which is at most its largest term;
+# and since $\bar b_i$ is itself an average of the $b_{ik}$, $|b_{ij} - \bar b_i| \le 2 \max_k |b_{ik}|$.
+# Now let attention sharpen: mass $1 - \varepsilon$ on one key $j^*$. Then
+# $b_{ij^*} - \bar b_i = \sum_k \alpha_{ik}(b_{ij^*} - b_{ik})$ has only the $\varepsilon$ of mass
+# off $j^*$ in it, so the $j^*$ term is at most $\varepsilon \cdot 2B$ (with $B = \max_k |b_{ik}|$), and
+# the other terms together carry weight $\varepsilon$ and are at most $\varepsilon \cdot 2B$: the
+# whole sum is at most $4 \varepsilon B$ and vanishes as the pattern settles, whatever the error.
+# The value law ({prf:ref}`thm-value-law`), $\partial L/\partial v_j = \sum_{i \ge j} \alpha_{ij} u_i$,
+# does the opposite: a sharp pattern gives the attended value weight near 1, so it keeps
+# receiving the error $u_i$ for as long as the prediction is wrong. Routing stops learning
+# once it has settled, values go on refining: the frame-then-precision picture of
+# {numref}`Chapter %s <ch-frame-precision>`.
 # ````
 #
 # ````{exercise}
@@ -643,4 +665,19 @@ print(f"chapter ran in {(time.perf_counter() - chapter_start) / 60:.1f} min "
 # **Compute, about 20 minutes.** In the EM-vs-SGD experiment, which learning rate on $W_V$ alone would make the EM-like arm
 # as fast as the uniform 10x arm, if any? Predict from the table before running it.
 # Running it retrains the EM-vs-SGD arms at the new learning rate, a few minutes on two cores.
+# ````
+#
+# ````{solution} ex-gradient-laws-3
+# :class: dropdown
+# The table answers most of it without a run. Ten times the rate on $W_V$ gives
+# {glue:text}`g6_em_like_speedup:.2f`x, and the same ten times on $W_O$ gives
+# {glue:text}`g6_w_o_speedup:.2f`x: nothing about $W_V$ is special, the gain is that of a larger
+# step on one of the four matrices. Ten times on every matrix gives
+# {glue:text}`g6_uniform_speedup:.2f`x, because it also moves the routing ($W_Q$, $W_K$) and the
+# read-out ($W_O$) faster. A larger rate on $W_V$ alone leaves those three at the base rate, so
+# the prediction is that no rate on $W_V$ alone matches the uniform arm: beyond some rate the
+# value step overshoots (full-batch gradient descent diverges once the step exceeds twice the
+# inverse curvature along $W_V$), and below it the other matrices set the pace. Running it
+# (`em_vs_sgd.arms` with a larger `boost`) tests that prediction; if a rate on $W_V$ alone did
+# match, the speed-up would still be a step-size effect, as the $W_O$ arm shows.
 # ````

@@ -35,10 +35,16 @@
 # axes (`lib/profiles.py`, `ladder`):
 #
 # - **steps**: the default width trained for 6,000, 12,000, 25,000 and 50,000 steps (the
-#   paper's length), with the paper profile's optimiser and schedule (AdamW at $3\times10^{-4}$,
-#   2,000 warm-up steps, cosine to zero);
+#   paper's length), with the paper profile's optimiser and schedule (AdamW at $3\times10^{-4}$
+#   with the paper's warm-up, cosine to zero);
 # - **width and depth**: up to the paper's bijection transformer ($d = 192$, 6 layers, 6 heads)
 #   and a $d = 128$, 4-layer HMM transformer, at step counts that fit this machine.
+#
+# Every rung above the default trains on the paper's schedule, and the default rung does not:
+# its learning rate is ten times higher, with a short warm-up (the table below lists both). So
+# the steps axis starts with a **schedule control**, the default's own model and length on the
+# paper's schedule. The step from the default rung to the control is the schedule's effect; the
+# steps above the control are compute's.
 #
 # C1's second half ("a capacity-matched MLP fails") gets a ladder of its own: the paper's deep
 # flat MLP (18 residual LayerNorm layers) sized to each width rung's transformer. Each rung
@@ -49,13 +55,15 @@
 # folder (`data/claims/ladder/`). The thresholds are the registered ones; a claim that meets
 # them on a rung is "reproduced at that rung", never passed by loosening anything. The trend
 # per claim is a least-squares line of its quantity (on a log scale for errors and ratios)
-# against $\log_{10} C$: its slope per decade of compute with a 95% interval, read as
+# against $\log_{10} C$ through the rungs on the paper's schedule (the default rung is drawn
+# but not fitted): its slope per decade of compute with a 95% interval, read as
 # "toward the paper", "flat" (the interval holds zero) or "away". Where it moves toward the
 # paper, the compute at which the line would cross the threshold is given, as an
 # extrapolation, beside the paper's own training compute.
 
 # %% tags=["parameters"]
 profile = "default"  # smoke (seconds, for tests) | default (laptop CPU); the paper profile has no ladder
+fit_default_rung = False  # True: fit the trends through the default rung too (its other schedule then bends them)
 
 # %% [markdown]
 # We'll need the following imports.
@@ -64,7 +72,11 @@ profile = "default"  # smoke (seconds, for tests) | default (laptop CPU); the pa
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from lib import cache, claims, ladder, plotting
+import math
+
+import torch
+
+from lib import cache, claims, ladder, plotting, profiles
 
 rungs = {task: ladder.rungs(task, profile) for task in ("bijection", "hmm", "mlp")}
 records = {cid: ladder.summary(cid, profile) for cid in ladder.CONDITIONS}
@@ -72,9 +84,10 @@ records = {cid: ladder.summary(cid, profile) for cid in ladder.CONDITIONS}
 # %% [markdown]
 # ## The rungs
 #
-# Each rung with its model, its length, its training compute as a multiple of its task's
-# default rung, and the training time it took on one thread of this machine's CPU (blank: not
-# trained yet, `make train PROFILE=ladder` trains it, resumably).
+# Each rung with its model, its length and schedule (peak learning rate and warm-up steps), its
+# training compute as a multiple of its task's default rung, and the training time it took on
+# one thread of this machine's CPU (blank: not trained yet, `make train PROFILE=ladder` trains
+# it, resumably).
 
 # %% tags=["hide-input"]
 rows, trained, measured = [], 0, 0
@@ -88,10 +101,10 @@ for task, named in rungs.items():
         seen = name == "default" or any(ladder.read_rung(cid, task, name, profile) for cid in ladder.CONDITIONS)
         trained, measured = trained + (done and name != "default"), measured + (seen and name != "default")
         rows.append([task, name, ladder.axis(name), f"d{cfg.model.d_model} x {cfg.model.n_layers}",
-                     f"{cfg.train.steps:,}", f"{ladder.flops(runs):.2g}", f"{ladder.flops(runs) / base:.1f}",
+                     f"{cfg.train.steps:,}", f"{cfg.train.lr:g}, {cfg.train.warmup:,}", f"{ladder.flops(runs):.2g}", f"{ladder.flops(runs) / base:.1f}",
                      len(runs), "" if minutes is None else f"{minutes:.0f}", "yes" if seen else ""])
 display(Markdown(plotting.markdown_table(
-    ["task", "rung", "axis", "model", "steps", "FLOPs", "x default", "seeds", "training, min", "measured"], rows)))
+    ["task", "rung", "axis", "model", "steps", "lr, warm-up", "FLOPs", "x default", "seeds", "training, min", "measured"], rows)))
 total = sum(len(named) - ("default" in named) for named in rungs.values())
 glue("ladder_rungs", total, display=False)
 glue("ladder_trained", trained, display=False)
@@ -147,13 +160,16 @@ plotting.compute_ladder(ladder.panels(records["C10"]))
 #
 # The fitted slope per decade of training compute (in the quantity's units, or in decades of
 # it for errors and ratios), its 95% interval, the reading, and where a trend toward the paper
-# would cross the threshold. A trend needs at least three measured rungs.
+# would cross the threshold. A trend needs at least three measured rungs. (In class: set
+# `fit_default_rung = True` in the parameters cell and re-run this cell to see how much the
+# default rung's other schedule would bend each line; nothing is recomputed or written.)
 
 # %% tags=["hide-input"]
 rows = []
 for cid, rec in records.items():
     for task, entries in rec["ladder"].items():
-        fit, top = rec["trend"][task], max(entries, key=lambda e: e["flops"], default=None)
+        fit = ladder.trend(entries, cid, task) if fit_default_rung else rec["trend"][task]
+        top = max(entries, key=lambda e: e["flops"], default=None)
         rows.append([cid, task, len(entries), "" if top is None else f"{top['rung']}: {top['verdict']}",
                      "" if fit is None else f"{claims.number(fit['slope'])} [{claims.number(fit['interval'][0])}, "
                                             f"{claims.number(fit['interval'][1])}] ({fit['scale']})",
@@ -165,38 +181,130 @@ display(Markdown(plotting.markdown_table(
 glue("result_box", Markdown(ladder.result_box(list(records.values()), profile)), display=False)
 
 # %% [markdown]
+# (ch-ladder-control)=
+# ## The schedule control
+#
+# Each claim's quantity on the default rung and on the schedule control (the same model and
+# length on the paper's schedule): what the schedule alone does, before any compute is added.
+
+# %% tags=["hide-input"]
+rows = []
+for cid, rec in records.items():
+    for task, entries in rec["ladder"].items():
+        by_rung = {e["rung"]: e for e in entries}
+        control = f"{rungs[task]['default'][0].train.steps:,} steps" if task != "mlp" else None
+        if "default" in by_rung and control in by_rung:
+            base, ctrl = by_rung["default"], by_rung[control]
+            rows.append([cid, task, ladder.CONDITIONS[cid][task][0], claims.number(base["value"]), base["verdict"],
+                         claims.number(ctrl["value"]), ctrl["verdict"]])
+glue("ladder_control_rows", len(rows), display=False)
+display(Markdown(plotting.markdown_table(
+    ["claim", "task", "quantity", "default rung", "verdict", "schedule control", "verdict"], rows)
+    if rows else "The schedule control is not measured yet."))
+
+# %% [markdown]
 # ## What we found
 #
-# The ladder trains across several sessions of this machine (about 15 CPU-hours), and this
-# chapter reports what has been measured so far; the numbers above are computed from the
-# records at every execution. A claim's reading changes only when a new rung is measured.
+# Per claim and task, the ladder's answer so far, computed from the records above (a claim is
+# judged on its registered thresholds at every rung; `lib.ladder.reading` words it):
+
+# %% tags=["hide-input"]
+for task in ("bijection", "hmm"):
+    top = max(ladder.flops(runs) for runs in rungs[task].values())
+    glue(f"ladder_top_share_{task}", f"{top / ladder.paper_flops(task):.0%}", display=False)
+found = [f"- **{cid}**, {task}: {line}" for cid, rec in records.items() for task in rec["ladder"]
+         if (line := ladder.reading(rec, task))]
+display(Markdown("\n".join(found) or "No rung above the default is measured yet."))
+
+# %% [markdown]
+# Three cautions hold for every line above. Each rung above the default has one seed, and the
+# default rung's own interval shows how far seeds alone move a quantity; a single rung that
+# crosses a threshold by less than that spread is weak evidence. The trend mixes the two axes
+# (it is a line in compute, whichever way the compute was spent), so a claim that needs width,
+# as C7's near-orthogonal keys need a head dimension above 16, can look flat along a trend
+# dominated by the steps axis: read its width rungs in the figure. And the ladder's top rung
+# has {glue:text}`ladder_top_share_bijection` of the paper's own training compute on the
+# bijection and {glue:text}`ladder_top_share_hmm` on the HMM (the vertical line in each
+# figure): "flat" means "not at these budgets", not "never".
+#
+# The ladder trains across several sessions of this machine (about 15 CPU-hours); a claim's
+# reading changes only when a new rung is measured, and the chapter rereads the records at
+# every execution.
 #
 # ## Exercises
 #
 # ````{exercise}
 # :label: ex-ladder-1
 # **Discuss, about 10 minutes.** The steps axis changes two things at once: the number of
-# steps and the learning-rate schedule (the paper's, with a 2,000-step warm-up), which the
-# default rung does not share. How could you tell a schedule effect from a length effect with
-# one more rung?
+# steps and the learning-rate schedule (the paper's, with its long warm-up), which the default
+# rung does not share. How could you tell a schedule effect from a length effect with one more
+# rung? Nothing trains.
+# ````
+#
+# ````{solution} ex-ladder-1
+# :class: dropdown
+# Train one rung that changes the schedule and nothing else: the default's model and length on
+# the paper's schedule. That is the schedule control this chapter added for this reason (see
+# {ref}`the schedule control <ch-ladder-control>`). The difference between the default rung and
+# the control is the schedule's effect; the differences between the control and the longer
+# rungs are the length's, at one schedule. For C7 on the bijection, for example, the mean
+# $|\cos|$ of the layer-0 keys is {glue:text}`ladder_c7_default` on the default rung and
+# {glue:text}`ladder_c7_control` on the control. This is also why the trends are fitted
+# without the default rung.
 # ````
 #
 # ````{exercise}
 # :label: ex-ladder-2
 # **Compute, about 5 minutes.** Check the compute column: for the bijection's 50,000-step rung,
-# multiply 6, its parameter count and its trained tokens (50,000 steps of 128 sequences of 37
-# tokens), and compare with the table. It reads the ladder's configs: nothing trains.
+# multiply 6, its parameter count and its trained tokens (50,000 steps of 128 sequences of one
+# bijection episode each), and compare with the table. It reads the ladder's configs: nothing
+# trains.
 # ````
 #
 # ````{solution} ex-ladder-2
 # :class: dropdown
-# `lib.train.training_flops` does exactly this product; with the default transformer's
-# parameters it gives the table's FLOPs column.
+# The rung's transformer has {glue:text}`ladder_ex2_params` parameters and an episode is
+# {glue:text}`ladder_ex2_tokens` tokens long, so
+# $6 \times$ {glue:text}`ladder_ex2_params` $\times$ {glue:text}`ladder_ex2_steps` $\times$
+# {glue:text}`ladder_ex2_batch` $\times$ {glue:text}`ladder_ex2_tokens` $=$
+# {glue:text}`ladder_ex2_product` FLOPs, the table's {glue:text}`ladder_ex2_table`.
+# `lib.train.training_flops` computes exactly this product for every run.
 # ````
 #
 # ````{exercise}
 # :label: ex-ladder-3
-# **Discuss, about 10 minutes.** A trend fitted through four one-seed rungs and a three-seed
-# default rung is extrapolated by up to three decades. What would make you trust, or distrust,
-# a crossing point read from it?
+# **Discuss, about 10 minutes.** A trend fitted through a handful of one-seed rungs is
+# extrapolated by up to a decade or more. What would make you trust, or distrust, a crossing
+# point read from it? Nothing trains.
 # ````
+#
+# ````{solution} ex-ladder-3
+# :class: dropdown
+# Trust grows with: rungs spread over more than a decade of compute (the bijection's fitted
+# rungs span {glue:text}`ladder_ex3_span` decades); a slope whose interval stays well away from
+# zero; a crossing within the range measured or just beyond it; the default rung's seed spread
+# small beside the change between rungs; and a mechanism that predicts the direction (for C7,
+# the Welch bound says 20 keys cannot be near-orthogonal in 16 dimensions, so only the width
+# rungs can bring it). Distrust it when one rung carries the slope, when the axes disagree
+# (steps up, width down), or when the quantity lives in a late training phase, as C10's
+# frame-then-precision does: such a quantity can change abruptly once a run is long enough, and
+# no straight line in log compute foresees that.
+# ````
+
+# %% tags=["remove-cell"]
+# The numbers of the solutions above, from the ladder's configs and records (nothing trains).
+top = max((runs[0] for name, runs in rungs["bijection"].items() if ladder.axis(name) == "steps"),
+          key=lambda cfg: cfg.train.steps)  # the 50,000-step rung (on the smoke profile, its tiny stand-in)
+tokens = top.task.sample(1, torch.Generator().manual_seed(0)).tokens.shape[1]
+params = profiles.count_params(top.model, top.task)
+glue("ladder_ex2_params", f"{params:,}", display=False)
+glue("ladder_ex2_tokens", tokens, display=False)
+glue("ladder_ex2_steps", f"{top.train.steps:,}", display=False)
+glue("ladder_ex2_batch", top.train.batch_size, display=False)
+glue("ladder_ex2_product", f"{6 * params * top.train.steps * top.train.batch_size * tokens:.3g}", display=False)
+glue("ladder_ex2_table", f"{ladder.flops([top]):.2g}", display=False)
+span = [e["flops"] for e in ladder.fitted(records["C7"]["ladder"]["bijection"])]
+glue("ladder_ex3_span", f"{math.log10(max(span) / min(span)):.1f}" if span else "no", display=False)
+c7 = {e["rung"]: e for e in records["C7"]["ladder"]["bijection"]}
+for name, rung in (("default", "default"), ("control", f"{rungs['bijection']['default'][0].train.steps:,} steps")):
+    glue(f"ladder_c7_{name}", claims.number(c7[rung]["value"]) if rung in c7 else "(not measured yet)", display=False)

@@ -123,13 +123,20 @@ def trend(entries: list[dict], claim_id: str, task: str) -> dict | None:
             "rungs": len(entries)}
 
 
+def fitted(entries: list[dict]) -> list[dict]:
+    """The rungs a trend is fitted on: all but the default rung, which alone trains on the default
+    schedule (the steps axis's first rung, its control, has the default's model and length on
+    the paper's schedule)."""
+    return [e for e in entries if e["rung"] != "default"]
+
+
 def fields(claim_id: str, default: dict, profile: str = "default") -> dict:
     """The `ladder` and `trend` fields of a record of C1-C10 on a profile with a ladder (smoke,
     default); {} otherwise."""
     if claim_id not in CONDITIONS or profile not in profiles.LADDER_STEPS:
         return {}
     ladder = series(claim_id, default, profile)
-    return {"ladder": ladder, "trend": {task: trend(entries, claim_id, task) for task, entries in ladder.items()}}
+    return {"ladder": ladder, "trend": {task: trend(fitted(entries), claim_id, task) for task, entries in ladder.items()}}
 
 
 def paper_flops(task: str) -> float:
@@ -153,8 +160,8 @@ def panels(rec: dict) -> dict[str, dict]:
         quantity = CONDITIONS[rec["id"]][task][0]
         condition = next(c for c in claims.CLAIMS[rec["id"]].conditions if c.quantity == quantity)
         headline = quantity == claims.CLAIMS[rec["id"]].headline
-        lowest = min(e["flops"] for e in entries) if entries else paper_flops(task)
-        highest = max(e["flops"] for e in entries) if entries else paper_flops(task)
+        lowest = min((e["flops"] for e in fitted(entries)), default=paper_flops(task))
+        highest = max((e["flops"] for e in fitted(entries)), default=paper_flops(task))
         out[textwrap.fill(f"{rec['id']}, {task}: {condition.words}", 56)] = {
             "points": [{**e, "axis": axis(e["rung"])} for e in entries], "trend": rec["trend"][task],
             "fit_range": [lowest, highest, max(highest, paper_flops(task))], "threshold": condition.bound,
@@ -185,3 +192,33 @@ def result_box(records: list[dict], profile: str) -> str:
         lines.append(f"- **{rec['id']}** {verdict} at the default budget" + (beyond or "; no rung above it measured yet"))
     return (f"```{{admonition}} The ladder so far ({profile} profile)\n:class: result-box\n\n" + "\n".join(lines)
             + "\n```\n")
+
+
+def reading(rec: dict, task: str) -> str | None:
+    """The ladder's answer for one claim on one task, from its record: reached on a rung above
+    the default (the default budget was too small), still out of reach with a trend toward the
+    paper (a budget effect not settled here), or out of reach with a flat or adverse trend (the
+    claim, at these sizes). The base is the task's first rung (the default; for the deep MLPs,
+    the one at the default's size). None before a rung above it is measured."""
+    entries, fit = rec["ladder"][task], rec["trend"][task]
+    if len(entries) < 2:
+        return None
+    base, above = entries[0], entries[1:]
+    top = max(above, key=lambda e: e["flops"])
+    span = f"up to {top['flops'] / base['flops']:.0f}x its compute"
+    reached = [e for e in above if e["verdict"] == "reproduced"]
+    start = f"{base['verdict']} at the default budget" + ("; " if base["rung"] == "default" else f" ({base['rung']}); ")
+    if base["verdict"] == "reproduced":
+        return start + f"reproduced on {len(reached)} of the {len(above)} rungs above it, {span}"
+    if reached:
+        first = min(reached, key=lambda e: e["flops"])
+        return start + (f"reproduced from the {first['rung']} rung on ({first['flops'] / base['flops']:.0f}x its "
+                        f"compute): the default budget was too small")
+    if fit is None:
+        return start + f"not reproduced on any rung above it ({len(above)} measured), {span}; too few for a trend"
+    if fit["direction"] == "toward the paper":
+        return start + (f"not reproduced on any rung {span}, but the trend moves toward the paper and would "
+                        f"meet the threshold near {fit['crossing_flops']:.2g} FLOPs (the paper trained on "
+                        f"{paper_flops(task):.2g}): budget is the likelier explanation, not settled here")
+    return start + (f"not reproduced on any rung {span}, and the trend is {fit['direction']}: more training "
+                    f"compute does not bring it at these sizes")

@@ -386,9 +386,13 @@ CHAPTERS = {1: c1, 2: c2, 3: c3, 4: c4, 5: c5, 6: c6, 7: c7, 8: c8}  # chapter n
 # batches. Each task's top rung has at least LADDER_TOP_FACTOR times the default's training
 # compute (lib.train.training_flops). Chapter 1's flat MLP climbs the width axis as the paper
 # built it: 18 residual LayerNorm layers, sized to each width rung's transformer.
-# The rungs of the steps axis keep thinned half-precision snapshots for chapter 6's frame and
-# precision curves (1, 2, 5 per decade from LADDER_FIRST_SNAPSHOT): the ladder's runs may add at
-# most 60 MB to the repository, and every snapshot of the full grid in float32 would take 90.
+# The first rung of the steps axis is the schedule control: the default's model and length on
+# the paper's schedule, so a change from the default rung to it is the schedule's, and the
+# trend above it (lib.ladder, fitted on the paper-schedule rungs only) is compute's.
+# The longer rungs of the steps axis keep thinned half-precision snapshots for chapter 6's
+# frame and precision curves (1, 2, 5 per decade from LADDER_FIRST_SNAPSHOT): the ladder's runs
+# may add at most 60 MB to the repository, and every snapshot of the full grid in float32 would
+# take 90; the control keeps none, as the width rungs.
 LADDER_STEPS = {"smoke": (60, 120), "default": (6_000, 12_000, 25_000, 50_000)}
 LADDER_FIRST_SNAPSHOT = {"smoke": 10, "default": 100}
 LADDER_WIDTHS = {
@@ -421,7 +425,7 @@ def ladder(scale: str = "default") -> dict[str, dict[str, list[RunConfig]]]:
                                         warmup=min(paper.warmup, steps // 2), eval_every=max(1, steps // 12),
                                         snapshots=(), seed=0)
             return [RunConfig(base.task, model, train)]
-        rungs[task] = {"default": default_runs, **{
+        rungs[task] = {"default": default_runs, f"{base.train.steps:,} steps": rung(base.model, base.train.steps), **{
             f"{steps:,} steps": with_snapshots(rung(base.model, steps), LADDER_FIRST_SNAPSHOT[scale], (1, 2, 5),
                                                "float16")
             for steps in LADDER_STEPS[scale]}}
@@ -484,10 +488,10 @@ def rung_runs(rung: str | None, scale: str, task: str) -> dict[str, list[RunConf
     return {"transformer": rungs[task][name]} if rung_task == task else {}
 
 
-def rung_chapters(rung: str) -> list[int]:
+def rung_chapters(rung: str, scale: str = "default") -> list[int]:
     """The chapters that measure a ladder rung's claims: 1 and 3 (C1, C5-C9) on a bijection
-    rung, 2 and 3 (C2, C3, C5, C8, C9) on an HMM rung, and 6 (C10) on the rungs of the steps
-    axis, the only ones that keep snapshots; 1 (C1's MLP ratio) on a deep-MLP rung."""
+    rung, 2 and 3 (C2, C3, C5, C8, C9) on an HMM rung, and 6 (C10) on the rungs that keep
+    snapshots (the steps axis above its control); 1 (C1's MLP ratio) on a deep-MLP rung."""
     task, name = rung.split(": ", 1)
-    snapshots = " x " not in name
+    snapshots = bool(ladder(scale)[task][name][0].train.snapshots)
     return {"bijection": [1, 3] + [6] * snapshots, "hmm": [2, 3] + [6] * snapshots, "mlp": [1]}[task]

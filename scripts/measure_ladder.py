@@ -51,7 +51,7 @@ def main():
     paths.BUILD.mkdir(exist_ok=True)
     (paths.BUILD / "ladder.stamp").touch()  # what this measurement reads is newer: `make prune` keeps it
     book = {int(p.name[:2]): p for p in (paths.ROOT / "book").glob("[0-9][0-9]_*.py")}
-    jobs = [(rung, book[n]) for rung in ready for n in profiles.rung_chapters(rung)]
+    jobs = [(rung, book[n]) for rung in ready for n in profiles.rung_chapters(rung, args.profile)]
     print(f"measuring {len(ready)} rungs: {len(jobs)} chapter executions, two at a time", flush=True)
     with ThreadPoolExecutor(2) as pool:
         for line in pool.map(lambda job: execute(*job, args.profile), jobs):

@@ -75,3 +75,13 @@ def test_the_ledger_shows_the_top_rung_and_the_trend_beside_the_default_verdict(
     row = next(line for line in claims.ledger_markdown([c7(0.35, seeds=2)]).splitlines() if line.startswith("| **C7**"))
     top = max(ladder.series("C7", c7(0.35, seeds=2), "smoke")["bijection"], key=lambda e: e["flops"])
     assert f"bijection, top rung ({top['rung']}): {top['verdict']}; trend " in row
+
+
+def test_the_trend_is_fitted_on_the_paper_schedule_rungs_not_on_the_default(claims_here):
+    names = [n for n in profiles.ladder("smoke")["bijection"] if n != "default"]
+    for i, name in enumerate(names):
+        c7(0.3 - 0.05 * i, rung=f"bijection: {name}")
+    with_default = c7(0.9, seeds=2)  # far off the rungs' line: the default trains on another schedule
+    entries = with_default["ladder"]["bijection"]
+    assert with_default["trend"]["bijection"] == ladder.trend(entries[1:], "C7", "bijection")
+    assert with_default["trend"]["bijection"] != ladder.trend(entries, "C7", "bijection")

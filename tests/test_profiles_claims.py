@@ -230,7 +230,9 @@ def test_the_ladder_climbs_from_the_default_runs_to_32_times_their_compute():
                 for name, runs in rungs.items():
                     cfg = runs[0]
                     if name != "default":
-                        assert bool(cfg.train.snapshots) == (task != "mlp" and " x " not in name)
+                        control = task != "mlp" and name == f"{ladder[task]['default'][0].train.steps:,} steps"
+                        assert bool(cfg.train.snapshots) == (task != "mlp" and " x " not in name and not control)
+                        assert (6 in profiles.rung_chapters(f"{task}: {name}")) == bool(cfg.train.snapshots)
                         assert not cfg.train.snapshots or cfg.train.snapshot_dtype == "float16"
                         floats = profiles.count_params(cfg.model, cfg.task) * (1 + len(cfg.train.snapshots) / 2)
                         ladder_bytes += 4 * floats
