@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 HERE := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
 
-.PHONY: setup lab train ladder reproduce timed-reproduce prune smoke book test bench golden clean-build publish dist
+.PHONY: setup lab train ladder reproduce timed-reproduce prune smoke book pdf test bench golden clean-build publish dist
 
 setup:  ## install the pinned requirements and the lib package
 	$(PYTHON) -m pip install -r requirements.txt
@@ -73,6 +73,17 @@ book:  ## render the executed notebooks to HTML (no execution), strictly
 	$(PYTHON) scripts/vendor_mathjax.py
 	$(PYTHON) scripts/build_ledger.py
 	jupyter-book build --all -W -n --keep-going .
+
+# TeX from Debian's packages (xelatex: the chapters' text has Greek letters and symbols)
+TEX_PACKAGES = texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-xetex \
+	texlive-plain-generic latexmk fonts-freefont-otf tex-gyre poppler-utils
+pdf:  ## the whole book as one PDF (_build/latex/book.pdf) through Jupyter Book's LaTeX builder; installs TeX if missing
+	command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v pdftotext >/dev/null || \
+	  { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); $$sudo apt-get update -qq && \
+	    $$sudo apt-get install -y -qq --no-install-recommends $(TEX_PACKAGES) >/dev/null; }
+	$(PYTHON) scripts/build_ledger.py
+	jupyter-book build --all -n --keep-going --builder pdflatex .
+	@test -f _build/latex/book.pdf && echo "pdf: _build/latex/book.pdf"
 
 test:  ## unit tests, smoke execution of every chapter, pairing and book build
 	$(PYTHON) -m pytest -q

@@ -729,8 +729,13 @@ def ledger_markdown(records: list[dict], level: int = 2) -> str:
                  label("ours") + ours_text(r, between="<br><small>") + "</small>"
                  + "".join(f"<br><small>{line}</small>" for line in ladder_lines(r)),
                  label("what fails") + failing(r)] for r in group]
-        lines += [f"{'#' * level} {heading}", "", ":::{div} ledger-table",
-                  markdown_table(["claim", "paper", "ours", "what fails"], rows), ":::", ""]
+        # The PDF (LaTeX drops the table's HTML line breaks and labels) lists the same in words.
+        items = [f"- **{r['id']}** {badge(r['verdict'])} {r['title']}. Paper: {paper_value(r['paper'])}. Ours: "
+                 f"{ours_text(r)}" + "".join(f"; {line}" for line in ladder_lines(r)) + f". What fails: {failing(r)}."
+                 for r in group]
+        lines += [f"{'#' * level} {heading}", "", "::::{only} html", ":::{div} ledger-table",
+                  markdown_table(["claim", "paper", "ours", "what fails"], rows), ":::", "::::", "",
+                  "::::{only} latex", *items, "::::", ""]
         for r in group:
             chapter = r["chapter"].removeprefix("book/").removesuffix(".ipynb")
             lines += [f":::{{dropdown}} {r['id']}: sources, metric and threshold", "",
