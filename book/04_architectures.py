@@ -576,7 +576,7 @@ glue("result_box", Markdown(claims.result_box(records)), display=False)
 # Each of the $n$ pairs needs its value, $\log_2 n_\text{values}$ bits, stored under its
 # key. A recurrent state holds floats: Mamba keeps $d_\text{inner} \times N$ numbers per block
 # ($N = $ {glue:text}`c4_ex2_d_state` here), the LSTM $2\,d$ per layer (its $h$ and $c$). The
-# table below the exercises compares the two for the sweep's sizes: every state has far more
+# table below compares the two for the sweep's sizes: every state has far more
 # numbers than the bindings need bits, even at several bits of resolution per number. So the
 # edge in {numref}`fig-c4-recall` is not a lack of room: the transformer, which keeps every
 # pair in its context, meets it at the same size. What a recurrent model must learn is to

@@ -622,7 +622,10 @@ print(f"chapter ran in {(time.perf_counter() - chapter_start) / 60:.1f} min "
 # ````{exercise}
 # :label: ex-gradient-laws-1
 # **Derive, about 15 minutes.** Show that the routing law implies
-# $\sum_j |\partial L/\partial s_{ij}| \le \max_j |b_{ij} - \bar b_i| \le 2 \max_j |b_{ij}|$,
+#
+# $$ \sum_j \left|\frac{\partial L}{\partial s_{ij}}\right| \le \max_j |b_{ij} - \bar b_i|
+#    \le 2 \max_j |b_{ij}| , $$
+#
 # and that the sum shrinks as attention sharpens. Which of the two laws keeps a signal once
 # the attention pattern has settled?
 # ````

@@ -701,7 +701,8 @@ def ladder_lines(rec: dict) -> list[str]:
     for task, entries in rec.get("ladder", {}).items():
         if len(entries) > 1:
             top, fit = max(entries, key=lambda e: e["flops"]), rec["trend"][task]
-            lines.append(f"{task}, top rung ({top['rung']}): {top['verdict']}"
+            seeds = "one seed" if top["seeds"] == 1 else f"{top['seeds']} seeds"
+            lines.append(f"{task}, top rung ({top['rung']}, {seeds}): {top['verdict']}"
                          + (f"; trend {fit['direction']}" if fit else ""))
     return lines
 
