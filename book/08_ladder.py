@@ -196,11 +196,11 @@ for cid, rec in records.items():
         control = f"{rungs[task]['default'][0].train.steps:,} steps" if task != "mlp" else None
         if "default" in by_rung and control in by_rung:
             base, ctrl = by_rung["default"], by_rung[control]
-            rows.append([cid, task, ladder.CONDITIONS[cid][task][0], claims.number(base["value"]), base["verdict"],
-                         claims.number(ctrl["value"]), ctrl["verdict"]])
-glue("ladder_control_rows", len(rows), display=False)
-display(Markdown(plotting.markdown_table(
-    ["claim", "task", "quantity", "default rung", "verdict", "schedule control", "verdict"], rows)
+            quantity = ladder.CONDITIONS[cid][task][0]
+            words = next(c.words for c in claims.CLAIMS[cid].conditions if c.quantity == quantity)
+            rows.append([f"{cid}, {task}", words, f"{claims.number(base['value'])} ({base['verdict']})",
+                         f"{claims.number(ctrl['value'])} ({ctrl['verdict']})"])
+display(Markdown(plotting.markdown_table(["claim", "quantity", "default rung", "schedule control"], rows)
     if rows else "The schedule control is not measured yet."))
 
 # %% [markdown]

@@ -208,6 +208,9 @@ def reading(rec: dict, task: str) -> str | None:
     span = f"up to {top['flops'] / base['flops']:.0f}x its compute"
     reached = [e for e in above if e["verdict"] == "reproduced"]
     start = f"{base['verdict']} at the default budget" + ("; " if base["rung"] == "default" else f" ({base['rung']}); ")
+    if top["flops"] <= base["flops"]:
+        return start + (f"{top['verdict']} on the schedule control (the paper's schedule at the default's length); "
+                        f"no longer or wider rung measured yet")
     if base["verdict"] == "reproduced":
         return start + f"reproduced on {len(reached)} of the {len(above)} rungs above it, {span}"
     if reached:
