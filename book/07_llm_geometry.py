@@ -69,17 +69,21 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from lib import claims, llm, llm_analysis, llm_runs, plotting, profiles, prompts, sula
+from lib import claims, llm, plotting, profiles, sula
+from lib.llm import analysis as llm_analysis
+from lib.llm import prompts
+from lib.llm import runs as llm_runs
 
 chapter_start = time.perf_counter()
 torch.set_num_threads(2)
 llm.quiet_transformers()
 cfg = profiles.c7(profile)
-models = llm_runs.Models(cfg["init_seed"])  # loaded on first use
-trained_id, init_id = llm_runs.trained_id(), llm_runs.init_id(cfg["init_seed"])
-lay = llm_runs.layout(models.trained, trained_id)
+models = llm_runs.Models("smollm2", cfg["init_seed"])  # loaded on first use
+trained_id, init_id = models.trained_id, models.init_id
+lay = models.layout
+cfg = profiles.c7_model(cfg, lay.n_layers)
 last = lay.n_layers - 1
-print(f"profile={profile}: {llm.SMOLLM2['file']}, {lay.n_layers} layers, {lay.n_heads} query heads, "
+print(f"profile={profile}: {models.entry.file}, {lay.n_layers} layers, {lay.n_heads} query heads, "
       f"{lay.n_kv_heads} key/value heads of dim {lay.head_dim}, d_model={lay.d_model}")
 
 # %% [markdown]

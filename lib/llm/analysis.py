@@ -7,15 +7,18 @@ import math
 
 import torch
 
-from lib import cache, geometry, llm, llm_geometry, llm_interventions, llm_runs, prompts, stats, sula
+from lib import cache, geometry, llm, stats, sula
+from lib.llm import geometry as llm_geometry
+from lib.llm import interventions as llm_interventions
+from lib.llm import prompts
+from lib.llm import runs as llm_runs
 
 # The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
 # Bump it when a change alters them; a comment or a refactor keeps it.
 VERSION = 1
 
 # The analyses below are cached (lib.cache) under these sources, keyed by their inputs' contents.
-MODULES = ("llm_analysis", "llm_geometry", "geometry", "llm", "llm_interventions", "sula",
-           "metrics", "stats")
+MODULES = ("llm.analysis", "llm.geometry", "geometry", "llm", "llm.interventions", "sula", "metrics", "stats")
 
 
 def prompt_sets(pool: list[dict], entropy: torch.Tensor, length: torch.Tensor, cfg: dict) -> dict:
