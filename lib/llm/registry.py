@@ -8,10 +8,11 @@ their declared dependencies are not needed).
 
 Used by: 07_llm_geometry (L1-L9); spec paper2_3.md §3.12.
 """
+import contextlib
 import copy
 import importlib
 import importlib.util
-import os
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,16 +80,10 @@ def load(name: str):
     """(model, tokenizer): float32, eager attention (so attention weights come back), eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     path = gguf_path(name)
-    quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"  # the dequantisation progress bar
-    try:
+    with contextlib.redirect_stderr(io.StringIO()):  # transformers' GGUF dequantisation progress bars
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
                                                      attn_implementation="eager")
-    finally:
-        if quiet is None:
-            del os.environ["TQDM_DISABLE"]
-        else:
-            os.environ["TQDM_DISABLE"] = quiet
     tokenizer.padding_side = "right"
     return model.eval(), tokenizer
 
