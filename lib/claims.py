@@ -740,7 +740,8 @@ def result_box(records: list[dict]) -> str:
         else:
             lines += [f"  - {paper}"]
             for m in rec["models"]:
-                lines += [f"  - {m['model']}: {badge(m['verdict'])} ours {_ours(m, ' ')}.", *_condition_lines(m, "    ")]
+                lines += [f"  - {m['model']}: {badge(m['verdict'])} ours {_ours(m, ' ')}.",
+                          *_condition_lines(m, "    ")]
         parts.append("\n".join(lines))
     profile = records[0]["ours"]["profile"] if records else "default"
     return (f"```{{admonition}} Results ({profile} profile)\n:class: result-box\n\n" + "\n".join(parts)

@@ -205,12 +205,14 @@ def prefix(model, token_ids: list[list[int]], start: int, batch_size: int = 32, 
     hands each block its type's. Entries: (indices, last, hidden [B, T, d_model], [kwargs])."""
     states = []
     for index, ids, mask, last in batches(token_ids, batch_size, pad_id):
-        hidden, kwargs = [], []
+        hidden, kwargs = None, []
 
         def grab(module, args, kw):
+            nonlocal hidden
             if len(args) != 1:
-                raise RuntimeError(f"{type(module).__name__} got {len(args)} positional arguments, not the hidden states only")
-            hidden.append(args[0])
+                raise RuntimeError(f"{type(module).__name__} got {len(args)} positional arguments, not only the "
+                                   "hidden states")
+            hidden = args[0] if hidden is None else hidden
             kwargs.append(kw)
             if len(kwargs) == len(blocks(model)) - start:  # the last block's inputs: nothing more to record
                 raise _Stop
@@ -223,7 +225,7 @@ def prefix(model, token_ids: list[list[int]], start: int, batch_size: int = 32, 
         finally:
             for handle in handles:
                 handle.remove()
-        states.append((index, last, hidden[0], kwargs))
+        states.append((index, last, hidden, kwargs))
     return states
 
 

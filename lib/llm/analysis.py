@@ -56,7 +56,8 @@ def value_geometry(models: llm_runs.Models, texts: list[str], pool_run: dict, se
     sets), against next-token entropy; cached."""
     values = {name: last_layer_values(pool_run, cfg)[idx] for name, idx in sets.items()}
     init_values = {name: llm_runs.last_token_pass(models.init, models.init_id, [texts[i] for i in sets[name]],
-                                                  layers=cfg["layers_single"])["values"][:, 0] for name in ("mixed", "math")}
+                                                  layers=cfg["layers_single"])["values"][:, 0]
+                   for name in ("mixed", "math")}
     entropy = pool_run["entropy"]
     key = {"inputs": cache.digest([values, entropy, sets, init_values]), "cfg": cfg}
     return cache.get_or_compute("llm-value-geometry", key, MODULES,
