@@ -79,7 +79,7 @@ from lib import claims, llm, plotting, profiles
 from lib.llm import analysis, geometry, prompts, runs
 
 chapter_start = time.perf_counter()
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # beside another job on two cores, two threads wait on each other: twice as slow, measured
 llm.quiet_transformers()
 cfg = profiles.c7(profile)
 subjects = {name: runs.Models(name, cfg["init_seed"]) for name in models}  # an unknown name stops here
@@ -97,7 +97,7 @@ for n in models:
     for key, value in {"layers": lay[n].n_layers, "d_model": lay[n].d_model, "heads": lay[n].n_heads,
                        "kv_heads": lay[n].n_kv_heads, "head_dim": lay[n].head_dim,
                        "gqa": lay[n].n_heads // lay[n].n_kv_heads, "value_dim": lay[n].n_kv_heads * lay[n].head_dim,
-                       "last": cfgs[n]["layers_single"][0], "layers_multi": ", ".join(map(str, cfgs[n]["layers_multi"]))}.items():
+                       "layers_multi": ", ".join(map(str, cfgs[n]["layers_multi"]))}.items():
         glue(f"{key}_{n}", value, display=False)
 
 # %% [markdown]
@@ -142,13 +142,14 @@ for n, r in pool_runs.items():
 # `mixed` is the paper's stratified mixed-domain set, `math` … `knowledge` the single-domain
 # sets, `random` an un-stratified draw, and `mixed_len`/`math_len` the two sets drawn again
 # from prompts inside one token-length band (the middle half of the math prompts' lengths),
-# so that a domain effect cannot be a length effect. No prompt is a single token (a position-0
-# final token is a known outlier, spec §3.6). The two tokenizers cut the same text
-# differently: a pool prompt is {glue:text}`pool_tokens_smollm2:.1f` tokens long on average
-# for SmolLM2 and {glue:text}`pool_tokens_gemma3:.1f` for Gemma (whose tokenizer, unlike
-# SmolLM2's, starts every prompt with a beginning-of-sequence token). Gemma is also less sure
-# of the next token: {glue:text}`pool_entropy_gemma3:.2f` bits on average over the pool
-# against {glue:text}`pool_entropy_smollm2:.2f`.
+# so that a domain effect cannot be a length effect. The sets hold
+# {glue:text}`one_token_smollm2` (SmolLM2) and {glue:text}`one_token_gemma3` (Gemma) one-token
+# prompts: a position-0 final token is a known outlier (spec §3.6). The two tokenizers cut the
+# same text differently: a pool prompt is {glue:text}`pool_tokens_smollm2:.1f` tokens long on
+# average for SmolLM2 and {glue:text}`pool_tokens_gemma3:.1f` for Gemma (whose tokenizer,
+# unlike SmolLM2's, starts every prompt with a beginning-of-sequence token). Over the pool
+# Gemma's mean next-token entropy is {glue:text}`pool_entropy_gemma3:.2f` bits, SmolLM2's
+# {glue:text}`pool_entropy_smollm2:.2f`.
 #
 # ## L1-L3: the value manifold
 #
@@ -177,11 +178,11 @@ for n, g in manifold.items():
     for key, value in {
             "l2_pc1_mixed": mixed["pc1"], "l2_null_mixed": mixed["permutation_null"]["pc1"],
             "l2_pr_mixed": mixed["participation_ratio"], "l2_loo_max": mixed["loo_max"],
-            "l2_init_pc1": init["mixed"]["pc1"], "l3_pc12_math": math_set["pc12"], "l3_pc12_mixed": mixed["pc12"],
+            "l2_init_pc1": init["mixed"]["pc1"], "l3_pc12_math": math_set["pc12"],
             "l3_gain": g["L3"][0]["pc12_gain_math"], "l3_gain_len": g["L3"][0]["pc12_gain_length_matched"],
             "l3_init_gain": init["math"]["pc12"] - init["mixed"]["pc12"], "l1_rho_mixed": mixed["spearman"],
             "l1_rho_math": math_set["spearman"], "l1_init_rho_mixed": init["mixed"]["spearman"],
-            "l1_init_rho_math": init["math"]["spearman"], "l1_ci_low": g["L1"][1][0],
+            "l1_ci_low": g["L1"][1][0],
             "l2_over_null": g["L2"][0]["pc1_over_permutation_null"]}.items():
         glue(f"{key}_{n}", value, display=False)
 
@@ -481,8 +482,10 @@ glue("result_box", Markdown(claims.result_box(list(records.values()))), display=
 # records keep it as `cut_readback_corr`).
 #
 # Cut at five layers, the axis moves the output more than random cuts in SmolLM2 (KL
-# {glue:text}`l9_kl_smollm2:.4f` bits, above {glue:text}`l9_kl_pct_smollm2:.0%` of them) and in
-# Gemma (KL {glue:text}`l9_kl_gemma3:.4f` bits, above {glue:text}`l9_kl_pct_gemma3:.0%`), while
+# {glue:text}`l9_kl_smollm2:.4f` bits, above {glue:text}`l9_kl_pct_smollm2:.0%` of them;
+# next-token entropy {glue:text}`l9_dh_smollm2:+.3f` bits) and in Gemma (KL
+# {glue:text}`l9_kl_gemma3:.4f` bits, above {glue:text}`l9_kl_pct_gemma3:.0%`; entropy
+# {glue:text}`l9_dh_gemma3:+.3f` bits), while
 # SULA calibration changes by {glue:text}`l9_rel_smollm2:.1%` and
 # {glue:text}`l9_rel_gemma3:.1%`, as the paper reports ("< 1%"). Random cuts do not improve
 # calibration, against the paper's claim: the median change of the SULA error under them is
