@@ -705,8 +705,9 @@ def _ours(entry: dict, between: str) -> str:
 
 def ours_text(rec: dict, between: str = " ", sep: str = "; ") -> str:
     """Our value with its unit, then `between`, then its interval and seeds in brackets; for a
-    record of several models, each model's, named, joined by `sep`."""
-    return sep.join((f"{model}: " if model else "") + _ours(entry, between) for model, entry in judged_entries(rec))
+    record of several models, each model's, named with its verdict, joined by `sep`."""
+    return sep.join((f"{model} {badge(entry['verdict'])}: " if model else "") + _ours(entry, between)
+                    for model, entry in judged_entries(rec))
 
 
 def _failed(entry: dict) -> list[str]:

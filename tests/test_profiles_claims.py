@@ -102,7 +102,8 @@ def test_a_claim_measured_on_several_models_holds_each_models_verdict_and_one_ov
     assert claims.one_line(rec).startswith("L6 PARTLY REPRODUCED: model A reproduced, ours 0.3 bits (95% CI 0.2 to 0.4, "
                                            "1 seed, default profile); model B not reproduced, ours 0.9 bits")
     row = next(line for line in claims.ledger_markdown([rec]).splitlines() if line.startswith("| **L6**"))
-    assert "model A: 0.3 bits<br><small>(95% CI 0.2 to 0.4; 1 seed)</small><br>model B: 0.9 bits" in row
+    assert ("model A {bdg-success}`reproduced`: 0.3 bits<br><small>(95% CI 0.2 to 0.4; 1 seed)</small><br>"
+            "model B {bdg-danger}`not reproduced`: 0.9 bits") in row
     assert "model A: every condition holds<br>model B: the entropy error on SULA prompts (bits) is 0.9 (needs ≤ 0.44); " \
         "the best constant's error" in row
     box = claims.result_box([rec])
