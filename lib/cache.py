@@ -254,13 +254,15 @@ def _train_one_thread(cfg: RunConfig) -> tuple[str, float]:
 # computed it. Same atomic writes as runs; nothing here changes how trained runs are keyed.
 
 def module_versions(modules: tuple[str, ...]) -> dict[str, int]:
-    """{module: its VERSION} for lib modules named like "geometry" or "tasks.hmm"."""
+    """{module: its VERSION} for lib modules named like "geometry" or "llm.runs". A module inside
+    a package is keyed with "_" for ".": "llm.runs" as "llm_runs", the name it had before
+    lib/llm/ became a package, so that the results computed then keep their keys."""
     versions = {}
     for name in modules:
         module = importlib.import_module(f"lib.{name}")
         if not isinstance(getattr(module, "VERSION", None), int):
             raise AttributeError(f"lib.{name} has no integer VERSION: a cached result cannot be keyed by it")
-        versions[name] = module.VERSION
+        versions[name.replace(".", "_")] = module.VERSION
     return versions
 
 

@@ -405,8 +405,9 @@ CLAIMS = {c.id: c for c in [
                     Condition("em_over_wo_control", ">=", 1.0, "its speed-up over the W_O-only control's"),
                     Condition("entropy_gap_nats", "<=", 0.05, "the final entropy gap between the arms (nats)")),
     ),
-    # Paper III (LLMs): judged on SmolLM2-135M-Instruct (Llama architecture, GQA 9 query : 3 key/value
-    # heads), so each claim compares with the paper's GQA model, Llama-3.2-1B, where it gives a number.
+    # Paper III (LLMs): judged on each model of lib/llm/registry.py (SmolLM2-135M-Instruct, Llama
+    # architecture, GQA 9 query : 3 key/value heads; Gemma-3-270M, GQA 4 : 1), both grouped-query, so each
+    # claim compares with the paper's GQA model, Llama-3.2-1B, where it gives a number.
     Claim(
         id="L1",
         title="Final-layer value vectors organise along a dominant axis (PC1) correlated with next-token entropy",
@@ -588,33 +589,70 @@ def rung_folder(rung: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", rung.lower().replace(",", "")).strip("-")
 
 
+def _judged(claim: Claim, values: dict[str, float], profile: str, seeds: int, ci95: tuple[float, float],
+            rung: str | None = None) -> dict:
+    """A claim judged on measured `values`: our headline value, each condition and the verdict."""
+    missing = {c.quantity for c in claim.conditions} - set(values)
+    if missing:
+        raise ValueError(f"{claim.id}: values lack {sorted(missing)}")
+    return {"ours": {"value": values[claim.headline], "unit": claim.paper["unit"], "ci95": list(ci95), "seeds": seeds,
+                     "metric": claim.metric, "profile": profile, **({"rung": rung} if rung else {})},
+            "conditions": [{"condition": str(c), "words": c.words, "value": values[c.quantity],
+                            "holds": c.holds(values)} for c in claim.conditions],
+            "verdict": verdict(claim, values)}
+
+
+def _write(rec: dict, profile: str, rung: str | None = None) -> dict:
+    """Write a record atomically into its profile's (and rung's) folder."""
+    folder = claims_dir(profile, rung)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f"{rec['id']}.json.tmp"
+    tmp.write_text(json.dumps(rec, indent=2) + "\n")
+    os.replace(tmp, folder / f"{rec['id']}.json")
+    return rec
+
+
 def record(claim_id: str, values: dict[str, float], profile: str, seeds: int,
            ci95: tuple[float, float], details: dict, rung: str | None = None) -> dict:
     """Judge a claim on measured `values` and write its record atomically (on a ladder `rung`:
     into that rung's folder, with the rung named in the record)."""
     claim = CLAIMS[claim_id]
-    missing = {c.quantity for c in claim.conditions} - set(values)
-    if missing:
-        raise ValueError(f"{claim_id}: values lack {sorted(missing)}")
-    rec = {
-        "id": claim.id, "title": claim.title, "chapter": claim.chapter, "paper": claim.paper,
-        "ours": {"value": values[claim.headline], "unit": claim.paper["unit"], "ci95": list(ci95),
-                 "seeds": seeds, "metric": claim.metric, "profile": profile, **({"rung": rung} if rung else {})},
-        "threshold": " and ".join(map(str, claim.conditions)),
-        "conditions": [{"condition": str(c), "words": c.words, "value": values[c.quantity], "holds": c.holds(values)}
-                       for c in claim.conditions],
-        "verdict": verdict(claim, values),
-        "details": details,
-    }
+    judged = _judged(claim, values, profile, seeds, ci95, rung)
+    rec = {"id": claim.id, "title": claim.title, "chapter": claim.chapter, "paper": claim.paper,
+           "ours": judged["ours"], "threshold": " and ".join(map(str, claim.conditions)),
+           "conditions": judged["conditions"], "verdict": judged["verdict"], "details": details}
     if rung is None:  # C1-C10: every measured rung of the compute ladder, and the trend over them
         from lib import ladder  # imported here: lib.ladder reads records through this module
         rec.update(ladder.fields(claim_id, rec, profile))
-    folder = claims_dir(profile, rung)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f"{claim_id}.json.tmp"
-    tmp.write_text(json.dumps(rec, indent=2) + "\n")
-    os.replace(tmp, folder / f"{claim_id}.json")
-    return rec
+    return _write(rec, profile, rung)
+
+
+def verdict_over_models(verdicts: list[str]) -> str:
+    """A claim measured on several models: reproduced if it is on every one, not reproduced if
+    on none does any condition hold, partly otherwise (every condition on every model counts as
+    one of the claim's conditions)."""
+    return VERDICTS[0] if all(v == VERDICTS[0] for v in verdicts) else \
+        VERDICTS[2] if all(v == VERDICTS[2] for v in verdicts) else VERDICTS[1]
+
+
+def record_models(claim_id: str, measured: dict[str, dict], profile: str, seeds: int) -> dict:
+    """Judge a claim measured on several models and write one record holding each model's
+    values, interval, conditions, verdict and details (`measured`: the model's name -> {"values",
+    "ci95", "details"}), and the claim's verdict over them (`verdict_over_models`)."""
+    claim = CLAIMS[claim_id]
+    models = [{"model": name, **_judged(claim, m["values"], profile, seeds, m["ci95"]), "details": m["details"]}
+              for name, m in measured.items()]
+    rec = {"id": claim.id, "title": claim.title, "chapter": claim.chapter, "paper": claim.paper,
+           "ours": {"unit": claim.paper["unit"], "metric": claim.metric, "profile": profile},
+           "threshold": " and ".join(map(str, claim.conditions)), "models": models,
+           "verdict": verdict_over_models([m["verdict"] for m in models])}
+    return _write(rec, profile)
+
+
+def judged_entries(rec: dict) -> list[tuple[str | None, dict]]:
+    """(model, entry) for each judged entry of a record (its "ours", "conditions", "verdict"):
+    one per model of a record measured on several models, else the record itself (model None)."""
+    return [(m["model"], m) for m in rec["models"]] if "models" in rec else [(None, rec)]
 
 
 def _seeds(n: int) -> str:
@@ -632,10 +670,12 @@ def paper_value(paper: dict) -> str:
 
 
 def one_line(rec: dict) -> str:
-    ours, paper = rec["ours"], rec["paper"]
-    return (f"{rec['id']} {rec['verdict'].upper()}: ours {ours['value']:.4g} {ours['unit']} "
-            f"(95% CI {ours['ci95'][0]:.4g} to {ours['ci95'][1]:.4g}, {_seeds(ours['seeds'])}, "
-            f"{ours['profile']} profile); paper {paper_value(paper)}; threshold {rec['threshold']}")
+    def ours(model, entry):
+        o = entry["ours"]
+        return ((f"{model} {entry['verdict']}, " if model else "") + f"ours {o['value']:.4g} {o['unit']} "
+                f"(95% CI {o['ci95'][0]:.4g} to {o['ci95'][1]:.4g}, {_seeds(o['seeds'])}, {o['profile']} profile)")
+    return (f"{rec['id']} {rec['verdict'].upper()}: " + "; ".join(ours(*e) for e in judged_entries(rec))
+            + f"; paper {paper_value(rec['paper'])}; threshold {rec['threshold']}")
 
 
 # How the book shows a record: a coloured badge per verdict (sphinx-design), each condition in words.
@@ -656,36 +696,59 @@ def condition_words(entry: dict) -> str:
     return f"{entry['words']} is {number(entry['value'])} (needs {'≤' if op == '<=' else '≥'} {bound})"
 
 
-def ours_text(rec: dict, between: str = " ") -> str:
-    """Our value with its unit, then `between`, then its interval and seeds in brackets."""
-    ours = rec["ours"]
+def _ours(entry: dict, between: str) -> str:
+    ours = entry["ours"]
     low, high = ours["ci95"]
     return (f"{number(ours['value'])} {ours['unit']}{between}(95% CI {number(low)} to {number(high)}; "
             f"{_seeds(ours['seeds'])})")
 
 
-def failing(rec: dict) -> str:
-    """Which registered conditions failed, in words; or that all held."""
-    failed = [condition_words(c) for c in rec["conditions"] if not c["holds"]]
-    return "every condition holds" if not failed else "; ".join(failed)
+def ours_text(rec: dict, between: str = " ", sep: str = "; ") -> str:
+    """Our value with its unit, then `between`, then its interval and seeds in brackets; for a
+    record of several models, each model's, named with its verdict, joined by `sep`."""
+    return sep.join((f"{model} {badge(entry['verdict'])}: " if model else "") + _ours(entry, between)
+                    for model, entry in judged_entries(rec))
+
+
+def _failed(entry: dict) -> list[str]:
+    return [condition_words(c) for c in entry["conditions"] if not c["holds"]]
+
+
+def failing(rec: dict, sep: str = "; ") -> str:
+    """Which registered conditions failed, in words (per model, named, for a record of several
+    models); or that all held."""
+    return sep.join((f"{model}: " if model else "") + ("; ".join(_failed(entry)) or "every condition holds")
+                    for model, entry in judged_entries(rec))
+
+
+def _condition_lines(entry: dict, indent: str) -> list[str]:
+    held = [condition_words(c) for c in entry["conditions"] if c["holds"]]
+    failed = _failed(entry)
+    return ([f"{indent}- Fails: {'; '.join(failed)}."] if failed else []) + \
+        ([f"{indent}- Holds: {'; '.join(held)}."] if held else [])
 
 
 def result_box(records: list[dict]) -> str:
     """The admonition a chapter opens with (glued from its verdict cell, so the box is computed
     from the very records the chapter wrote): per claim its verdict, the paper's number and
-    ours, and each condition in words."""
+    ours, and each condition in words; for a claim measured on several models, per model."""
     parts = []
     for rec in records:
-        held = [condition_words(c) for c in rec["conditions"] if c["holds"]]
-        failed = [condition_words(c) for c in rec["conditions"] if not c["holds"]]
-        lines = [f"- {badge(rec['verdict'])} **{rec['id']}**: {rec['title']}.",
-                 f"  - Paper: {paper_value(rec['paper'])}. Ours: {ours_text(rec)}."]
-        lines += [f"  - Fails: {'; '.join(failed)}."] if failed else []
-        lines += [f"  - Holds: {'; '.join(held)}."] if held else []
+        lines = [f"- {badge(rec['verdict'])} **{rec['id']}**: {rec['title']}."]
+        paper = f"Paper: {paper_value(rec['paper'])}."
+        if "models" not in rec:
+            lines += [f"  - {paper} Ours: {_ours(rec, ' ')}.", *_condition_lines(rec, "  ")]
+        else:
+            lines += [f"  - {paper}"]
+            for m in rec["models"]:
+                lines += [f"  - {m['model']}: {badge(m['verdict'])} ours {_ours(m, ' ')}.",
+                          *_condition_lines(m, "    ")]
         parts.append("\n".join(lines))
     profile = records[0]["ours"]["profile"] if records else "default"
     return (f"```{{admonition}} Results ({profile} profile)\n:class: result-box\n\n" + "\n".join(parts)
             + "\n```\n")
+
+
 def load_records(folder=None) -> list[dict]:
     """Every claim record in `folder` (default data/claims), in registry order."""
     folder = folder or paths.CLAIMS
@@ -727,9 +790,9 @@ def ledger_markdown(records: list[dict], level: int = 2) -> str:
         if not group:
             continue
         rows = [[f"**{r['id']}** {badge(r['verdict'])}<br>{r['title']}", label("paper") + paper_value(r["paper"]),
-                 label("ours") + ours_text(r, between="<br><small>") + "</small>"
+                 label("ours") + ours_text(r, between="<br><small>", sep="</small><br>") + "</small>"
                  + "".join(f"<br><small>{line}</small>" for line in ladder_lines(r)),
-                 label("what fails") + failing(r)] for r in group]
+                 label("what fails") + failing(r, sep="<br>")] for r in group]
         # The PDF (LaTeX drops the table's HTML line breaks and labels) lists the same in words.
         items = [f"- **{r['id']}** {badge(r['verdict'])} {r['title']}. Paper: {paper_value(r['paper'])}. Ours: "
                  f"{ours_text(r)}" + "".join(f"; {line}" for line in ladder_lines(r)) + f". What fails: {failing(r)}."

@@ -309,41 +309,45 @@ def value_pc1_scatter(panels: dict[str, tuple[np.ndarray, np.ndarray, float, flo
     return _detached(fig)
 
 
-def layer_profiles(key_cos: dict[str, np.ndarray], key_reference: dict[str, float],
-                   attention: dict[str, np.ndarray]) -> plt.Figure:
-    """Top: mean |cos| between W_K columns per layer (trained, random init) with reference
-    levels. Bottom: normalised final-query attention entropy per layer (with and without the
-    first key)."""
+def layer_profiles(key_cos: dict[str, dict[str, np.ndarray]], key_reference: dict[str, float],
+                   attention: dict[str, dict[str, np.ndarray]]) -> plt.Figure:
+    """Per model (one colour each; its variants in line styles), against relative depth (0 the
+    first layer, 1 the last), so that models of different depths share an axis. Top: mean |cos|
+    between W_K columns per layer ({model: {"trained": [n_layers], ...}}) with reference levels.
+    Bottom: normalised final-query attention entropy per layer ({model: {"all keys": ..., ...}})."""
     with plt.style.context(STYLE):
-        fig, (top, bottom) = _column(2, 3.4, own_legends=True)
-        for label, y in key_cos.items():
-            top.plot(np.arange(len(y)), y, "o-", ms=3, label=label)
-        for (label, level), style in zip(key_reference.items(), (":", "--", "-.")):
+        fig, (top, bottom) = _column(2, 3.6, own_legends=True)
+        for ax, series in ((top, key_cos), (bottom, attention)):
+            for i, (model, variants) in enumerate(series.items()):
+                for (variant, y), style in zip(variants.items(), ("-", "--")):
+                    ax.plot(np.linspace(0, 1, len(y)), y, "o", ls=style, ms=3, color=f"C{i}", label=f"{model}, {variant}")
+        for (label, level), style in zip(key_reference.items(), (":", "-.", (0, (1, 3)))):
             top.axhline(level, color="0.4", ls=style, lw=1, label=label)
-        top.set(xlabel="layer", ylabel="mean |cos|", title="Key orthogonality: |cos| between W_K columns")
-        for label, y in attention.items():
-            bottom.plot(np.arange(len(y)), y, "o-", ms=3, label=label)
-        bottom.set(xlabel="layer", ylabel="entropy / log2 T", title="Final-query attention entropy", ylim=(0, 1))
+        top.set(xlabel="relative depth (0: first layer, 1: last)", ylabel="mean |cos|",
+                title="Key orthogonality: |cos| between W_K columns")
+        bottom.set(xlabel="relative depth (0: first layer, 1: last)", ylabel="entropy / log2 T",
+                   title="Final-query attention entropy", ylim=(0, 1))
         for ax in (top, bottom):
-            _legend_below(ax.get_figure(root=False))
+            _legend_below(ax.get_figure(root=False), ncols=1)
     return _detached(fig)
 
 
-def sula_by_k(by_k: dict[str, dict[int, dict]]) -> plt.Figure:
-    """Top: mean model entropy over the two labels per k and condition, with the Bayes entropy.
-    Bottom: median probability mass the model puts on the two labels."""
+def sula_by_k(by_model: dict[str, dict[str, dict[int, dict]]]) -> plt.Figure:
+    """A column per model ({model: {condition: {k: {"h_model", "h_bayes", "mass"}}}}). Top: mean
+    model entropy over the two labels per k and condition, with the Bayes entropy. Bottom: median
+    probability mass the model puts on the two labels."""
     with plt.style.context(STYLE):
-        fig, (top, bottom) = _column(2, 3.2, own_legends=True)
-        for i, (condition, rows) in enumerate(by_k.items()):
-            ks, color = sorted(rows), f"C{i}"  # one colour per condition: model solid, Bayes dashed
-            top.plot(ks, [rows[k]["h_model"] for k in ks], "o-", color=color, label=f"model, {condition}")
-            top.plot(ks, [rows[k]["h_bayes"] for k in ks], "x--", color=color, alpha=0.6, label=f"Bayes, {condition}")
-            bottom.plot(ks, [rows[k]["mass"] for k in ks], "o-", color=color, label=condition)
-        top.set(xlabel="k (labelled examples)", ylabel="entropy (bits)", title="SULA: entropy over the two labels")
-        bottom.set(xlabel="k (labelled examples)", ylabel="median mass", ylim=(0, 1),
-                   title="Mass on the two labels: p(label 1) + p(label 2)")
-        for ax in (top, bottom):
-            _legend_below(ax.get_figure(root=False), ncols=len(by_k))  # a column per condition
+        fig, axes = _column(2 * len(by_model), 3.0, ncols=len(by_model), sharex=True)
+        top, bottom = axes[:len(by_model)], axes[len(by_model):]
+        for t, b, (model, by_k) in zip(top, bottom, by_model.items()):
+            for i, (condition, rows) in enumerate(by_k.items()):
+                ks, color = sorted(rows), f"C{i}"  # one colour per condition: model solid, Bayes dashed
+                t.plot(ks, [rows[k]["h_model"] for k in ks], "o-", color=color, label=f"model, {condition}")
+                t.plot(ks, [rows[k]["h_bayes"] for k in ks], "x--", color=color, alpha=0.6, label=f"Bayes, {condition}")
+                b.plot(ks, [rows[k]["mass"] for k in ks], "o-", color=color)
+            t.set(ylabel="entropy (bits)", title=model, ylim=(0, 1.05))
+            b.set(xlabel="k (labelled examples)", ylabel="mass on the labels", ylim=(0, 1))
+        _legend_below(fig, ncols=3)
     return _detached(fig)
 
 

@@ -11,6 +11,7 @@ import math
 from lib.claims import PROFILES
 from lib.config import ModelConfig, RunConfig, TrainConfig
 from lib.em_vs_sgd import EMConfig, StickyChain
+from lib.llm import at_depths
 from lib.model import count_params
 from lib.tasks import HMM, Bijection, Recall, Sawtooth
 
@@ -227,10 +228,13 @@ def c6(profile: str, rung: str | None = None) -> dict:
                      "hmm": c2(profile, rung)["runs"]["transformer"]}, **C6_SIZES[profile]}
 
 
-# Chapter 7 (Paper III, LLMs): SmolLM2-135M-Instruct in every profile; the profiles differ in
-# how many prompts, resamples and random axes they use. Layers: the paper's Pythia-410M layers
-# (of 24) mapped onto SmolLM2's 30: single-layer 12, 23 -> 15, 29; multi-layer
-# {8, 12, 16, 20, 23} -> {10, 15, 20, 25, 29} (round(l * 29 / 23)).
+# Chapter 7 (Paper III, LLMs): every registered model (lib/llm/registry.py) side by side; the
+# profiles differ in how many prompts, resamples and random axes they use. Layers are named by
+# relative depth (lib.llm.at_depths: 0 the first layer, 1 the last) and resolved per model: the
+# paper's Pythia-410M layers of 0..23, single-layer 23 and multi-layer {8, 12, 16, 20, 23}, as
+# fractions of 23. SmolLM2 (30 layers): 29 and {10, 15, 20, 25, 29}; Gemma-3 (18): 17 and
+# {6, 9, 12, 15, 17}.
+C7_DEPTHS = {"layers_single": (23 / 23,), "layers_multi": tuple(layer / 23 for layer in (8, 12, 16, 20, 23))}
 C7_SIZES = {
     "smoke": dict(pool_per_domain=12, per_quintile=2, sula_per_k=1, boot=20, null_reps=3, heldout=20,
                   eval_natural=4, eval_sula_per_k=1, n_random=2, n_random_multi=2, length_band=(0.0, 1.0), key_tokens=100),
@@ -247,11 +251,20 @@ def c7(profile: str) -> dict:
     """Chapter 7: prompt counts (`pool_per_domain`: None = the whole committed pool), the
     stratification (`per_quintile` per entropy quintile), SULA prompts per k, bootstrap and
     null sizes, the held-out and behaviour-evaluation sets of the interventions, their random
-    axes, the layers, and the token-length band (quantiles of the math domain's lengths) of
-    the length-matched sets."""
+    axes, the layers' relative depths, and the token-length band (quantiles of the math
+    domain's lengths) of the length-matched sets."""
     check_profile(profile)
-    return {**C7_SIZES[profile], "ks": (0, 1, 2, 4, 8), "layers_single": (29,), "layers_multi": (10, 15, 20, 25, 29),
-            "seed": 0, "init_seed": 0}
+    return {**C7_SIZES[profile], "ks": (0, 1, 2, 4, 8), "depths": C7_DEPTHS, "seed": 0, "init_seed": 0}
+
+
+def c7_model(cfg: dict, n_layers: int) -> dict:
+    """Chapter 7's `cfg` for a model of `n_layers` layers: the depths resolved to its layers
+    (`layers_single`, `layers_multi`), the single layer being the last and one of the multi-layer
+    set (checked). What the model's cached analyses are keyed by."""
+    layers = {name: at_depths(depths, n_layers) for name, depths in cfg["depths"].items()}
+    if layers["layers_single"] != (n_layers - 1,) or layers["layers_single"][0] not in layers["layers_multi"]:
+        raise ValueError(f"chapter 7's single layer must be the last, {n_layers - 1}, and in the multi-layer set: {layers}")
+    return {**{k: v for k, v in cfg.items() if k != "depths"}, **layers}
 
 
 # Chapter 4 (architectures, C11-C15): which architectures have which inference primitive.

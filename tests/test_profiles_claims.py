@@ -86,6 +86,31 @@ def test_a_bar_in_a_records_text_does_not_break_its_ledger_row(tmp_path, monkeyp
     assert unescaped_bars(row) == unescaped_bars(header) == 5
 
 
+def test_a_claim_measured_on_several_models_holds_each_models_verdict_and_one_over_them(tmp_path, monkeypatch):
+    """Chapter 7's records: one per claim, each model's values, interval and verdict, and the
+    claim's verdict over the models; the ledger and the result box show every model."""
+    monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
+    measured = {"model A": {"values": {"mae_bits": 0.3, "best_constant_minus_model": 0.1, "label_mass_median": 0.9,
+                                       "rho_k_entropy": -0.8, "abs_rho_pc1_bayes": 0.7}, "ci95": (0.2, 0.4), "details": {}},
+                "model B": {"values": {"mae_bits": 0.9, "best_constant_minus_model": -0.1, "label_mass_median": 0.1,
+                                       "rho_k_entropy": 0.8, "abs_rho_pc1_bayes": 0.1}, "ci95": (0.8, 1.0), "details": {}}}
+    rec = claims.record_models("L6", measured, "default", seeds=1)
+    assert [(m["model"], m["verdict"]) for m in rec["models"]] == [("model A", "reproduced"), ("model B", "not reproduced")]
+    assert rec["verdict"] == "partly reproduced" and json.loads((tmp_path / "claims" / "L6.json").read_text()) == rec
+    assert claims.verdict_over_models(["reproduced"] * 2) == "reproduced"
+    assert claims.verdict_over_models(["not reproduced"] * 2) == "not reproduced"
+    assert claims.one_line(rec).startswith("L6 PARTLY REPRODUCED: model A reproduced, ours 0.3 bits (95% CI 0.2 to 0.4, "
+                                           "1 seed, default profile); model B not reproduced, ours 0.9 bits")
+    row = next(line for line in claims.ledger_markdown([rec]).splitlines() if line.startswith("| **L6**"))
+    assert ("model A {bdg-success}`reproduced`: 0.3 bits<br><small>(95% CI 0.2 to 0.4; 1 seed)</small><br>"
+            "model B {bdg-danger}`not reproduced`: 0.9 bits") in row
+    assert "model A: every condition holds<br>model B: the entropy error on SULA prompts (bits) is 0.9 (needs ≤ 0.44); " \
+        "the best constant's error" in row
+    box = claims.result_box([rec])
+    assert "  - model A: {bdg-success}`reproduced` ours 0.3 bits (95% CI 0.2 to 0.4; 1 seed)." in box
+    assert "    - Fails: the entropy error on SULA prompts (bits) is 0.9 (needs ≤ 0.44)" in box
+
+
 def test_the_result_box_is_computed_from_the_records_it_is_given(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
     rec = claims.record("C1", values(0.005, 3), "default", seeds=3, ci95=(0.004, 0.006), details={})

@@ -1,10 +1,11 @@
 """Cached forward passes of a pretrained LM over prompt sets (through lib.cache's content-keyed
 artifacts): what chapter 7 measures, computed once and reused on re-execution.
 
-A model is described by a small dict (`model_id`): the GGUF file it came from (name and size)
-or the random-initialisation seed of the untrained control, so a different model can never
-return another's activations. `Models` loads SmolLM2 (about half a minute) only when something
-has to be computed: a chapter re-executed from the cache never loads it.
+A model is described by a small dict (`model_id`): the GGUF file it came from (name and size,
+from lib.llm.registry) or, for the untrained control, that and the random-initialisation
+seed, so a different model can never return another's activations. `Models` loads a model
+(half a minute to a minute) only when something has to be computed: a chapter re-executed
+from the cache never loads it.
 
 Used by: 07_llm_geometry (L1-L9).
 """
@@ -14,40 +15,39 @@ import hashlib
 import torch
 
 from lib import cache, llm, sula
+from lib.llm import registry
 
 # The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
 # Bump it when a change alters them; a comment or a refactor keeps it.
 VERSION = 1
 
-MODULES = ("llm", "llm_runs")
+MODULES = ("llm", "llm.runs")
 
 
 class Models:
-    """SmolLM2-135M-Instruct with its tokenizer (`trained()`) and the same architecture at random
-    initialisation (`init()`), each loaded on first call."""
+    """A registered model with its tokenizer (`trained()`) and the same architecture at random
+    initialisation (`init()`), each loaded on first call; their identities in the cache keys
+    (`trained_id`, `init_id`) and the trained model's layout (cached) need no loading."""
 
-    def __init__(self, init_seed: int):
-        self.init_seed = init_seed
+    def __init__(self, name: str, init_seed: int):
+        self.name, self.entry, self.init_seed = name, registry.get(name), init_seed
+        self.trained_id = registry.model_id(name)
+        self.init_id = {**self.trained_id, "random_init_seed": init_seed}
 
     @functools.cache
     def trained(self) -> tuple:
-        """(model, tokenizer) of `llm.load_smollm2`."""
-        return llm.load_smollm2()
+        """(model, tokenizer) of `registry.load`."""
+        return registry.load(self.name)
 
     @functools.cache
     def init(self) -> tuple:
-        """(untrained model, tokenizer): `llm.random_init_like` of the trained model, `init_seed`."""
+        """(untrained model, tokenizer): `registry.random_init_like` of the trained model, `init_seed`."""
         model, tokenizer = self.trained()
-        return llm.random_init_like(model, self.init_seed), tokenizer
+        return registry.random_init_like(model, self.init_seed), tokenizer
 
-
-def trained_id() -> dict:
-    """SmolLM2's identity in the cache keys, from the registry (no installed package needed)."""
-    return {"gguf": llm.SMOLLM2["file"], "bytes": llm.SMOLLM2["bytes"]}
-
-
-def init_id(seed: int) -> dict:
-    return {**trained_id(), "random_init_seed": seed}
+    @functools.cached_property
+    def layout(self) -> llm.Layout:
+        return layout(self.trained, self.trained_id)
 
 
 def _texts_hash(texts: list[str]) -> str:

@@ -7,15 +7,18 @@ import math
 
 import torch
 
-from lib import cache, geometry, llm, llm_geometry, llm_interventions, llm_runs, prompts, stats, sula
+from lib import cache, geometry, llm, stats, sula
+from lib.llm import geometry as llm_geometry
+from lib.llm import interventions as llm_interventions
+from lib.llm import prompts
+from lib.llm import runs as llm_runs
 
 # The version of the numbers this module computes: it keys their cache entries (lib/cache.py).
 # Bump it when a change alters them; a comment or a refactor keeps it.
 VERSION = 1
 
 # The analyses below are cached (lib.cache) under these sources, keyed by their inputs' contents.
-MODULES = ("llm_analysis", "llm_geometry", "geometry", "llm", "llm_interventions", "sula",
-           "metrics", "stats")
+MODULES = ("llm.analysis", "llm.geometry", "geometry", "llm", "llm.interventions", "sula", "metrics", "stats")
 
 
 def prompt_sets(pool: list[dict], entropy: torch.Tensor, length: torch.Tensor, cfg: dict) -> dict:
@@ -42,9 +45,20 @@ def abs_interval(ci: tuple[float, float]) -> tuple[float, float]:
     return (lo, hi) if lo >= 0 else (-hi, -lo) if hi <= 0 else (0.0, max(-lo, hi))
 
 
-def value_geometry(values: dict, entropy: torch.Tensor, sets: dict, init_values: dict, cfg: dict) -> dict:
-    """L1-L3 from last-layer values of the trained model (`values[name]` [n, d] per set) and of
-    the random-initialisation control (`init_values`), against next-token entropy; cached."""
+def last_layer_values(pool_run: dict, cfg: dict) -> torch.Tensor:
+    """The values at the single (last) layer [n, d], from a pass read at `cfg["layers_multi"]`."""
+    return pool_run["values"][:, cfg["layers_multi"].index(cfg["layers_single"][0])]
+
+
+def value_geometry(models: llm_runs.Models, texts: list[str], pool_run: dict, sets: dict, cfg: dict) -> dict:
+    """L1-L3 from the last layer's values of the trained model (read from its pass over the pool
+    `texts`) and of its random-initialisation control (a pass of its own over the mixed and math
+    sets), against next-token entropy; cached."""
+    values = {name: last_layer_values(pool_run, cfg)[idx] for name, idx in sets.items()}
+    init_values = {name: llm_runs.last_token_pass(models.init, models.init_id, [texts[i] for i in sets[name]],
+                                                  layers=cfg["layers_single"])["values"][:, 0]
+                   for name in ("mixed", "math")}
+    entropy = pool_run["entropy"]
     key = {"inputs": cache.digest([values, entropy, sets, init_values]), "cfg": cfg}
     return cache.get_or_compute("llm-value-geometry", key, MODULES,
                                 lambda: _value_geometry(values, entropy, sets, init_values, cfg))
@@ -70,12 +84,12 @@ def _value_geometry(values: dict, entropy: torch.Tensor, sets: dict, init_values
             "L2": (l2, mixed["jackknife"]["pc1"]), "L3": (l3, math_["jackknife"]["pc12"])}
 
 
-def key_orthogonality(models: llm_runs.Models, model_ids: tuple[dict, dict], n_tokens: int, seed: int) -> dict:
-    """L4 of the trained and untrained models (`models.trained()`, `models.init()`, identified by
-    `model_ids`), loaded only if the result is not cached: see `_key_orthogonality`."""
-    key = {"models": list(model_ids), "n_tokens": n_tokens, "seed": seed}
+def key_orthogonality(models: llm_runs.Models, cfg: dict) -> dict:
+    """L4 of the trained and untrained models (`models.trained()`, `models.init()`), loaded only
+    if the result is not cached: see `_key_orthogonality`."""
+    key = {"models": [models.trained_id, models.init_id], "n_tokens": cfg["key_tokens"], "seed": cfg["seed"]}
     return cache.get_or_compute("llm-keys", key, MODULES, lambda: _key_orthogonality(
-        models.trained()[0], models.init()[0], n_tokens, seed))
+        models.trained()[0], models.init()[0], cfg["key_tokens"], cfg["seed"]))
 
 
 @llm_geometry.one_thread()
@@ -116,10 +130,17 @@ def _key_orthogonality(model, init_model, n_tokens: int, seed: int) -> dict:
     return {"values": values, "ci": stats.bootstrap_ci(trained["wk"].flatten()), "details": details}
 
 
+def focusing(models: llm_runs.Models, texts: list[str], cfg: dict) -> dict:
+    """L5 on the prompts `texts` (the mixed set): `_focusing` of their final-query attention
+    entropies (a cached pass of the trained model)."""
+    run = llm_runs.last_token_pass(models.trained, models.trained_id, texts, attention=True)
+    return _focusing(run["attn_entropy"], run["attn_entropy_no_sink"], cfg)
+
+
 @llm_geometry.one_thread()
-def focusing(attn: torch.Tensor, attn_no_sink: torch.Tensor, cfg: dict) -> dict:
-    """L5: per-layer mean (over heads, then prompts) of the normalised final-query attention
-    entropy [n_prompts, n_layers, n_heads], and the first-to-last-layer reduction."""
+def _focusing(attn: torch.Tensor, attn_no_sink: torch.Tensor, cfg: dict) -> dict:
+    """Per-layer mean (over heads, then prompts) of the normalised final-query attention entropy
+    [n_prompts, n_layers, n_heads], and the first-to-last-layer reduction."""
     raw, ns = attn.double().mean(-1), attn_no_sink.double().mean(-1)            # [n, n_layers]
 
     def reduction(h, idx=slice(None)):
@@ -135,16 +156,16 @@ def focusing(attn: torch.Tensor, attn_no_sink: torch.Tensor, cfg: dict) -> dict:
     return {"values": values, "ci": ci, "details": details}
 
 
-def sula_conditions(load, model_id: dict, cfg: dict, last_layer: int) -> dict:
-    """SULA prompts of every condition through the model `load()` returns (`Models.trained`; its
-    passes cached): scores per prompt and last-layer values."""
+def sula_conditions(models: llm_runs.Models, cfg: dict) -> dict:
+    """SULA prompts of every condition through the trained model (its passes cached): scores per
+    prompt and last-layer values."""
     task, out = sula.Evidence(), {}
     for c, condition in enumerate(sula.LABELS):
         gen = torch.Generator().manual_seed(cfg["seed"] + 100 + c)
         ps = task.prompts(condition, cfg["ks"], cfg["sula_per_k"], gen)
-        label_ids = llm_runs.label_ids(load, model_id, condition)
-        run = llm_runs.last_token_pass(load, model_id, [p["text"] for p in ps], layers=(last_layer,),
-                                       label_ids=tuple(label_ids))
+        label_ids = llm_runs.label_ids(models.trained, models.trained_id, condition)
+        run = llm_runs.last_token_pass(models.trained, models.trained_id, [p["text"] for p in ps],
+                                       layers=cfg["layers_single"], label_ids=tuple(label_ids))
         full = torch.full((len(ps), max(label_ids) + 1), -math.inf, dtype=torch.float64)
         full[:, label_ids] = run["label_logprobs"]
         out[condition] = {"prompts": ps, "score": sula.score(full, label_ids, ps), "values": run["values"][:, 0]}
@@ -254,14 +275,25 @@ def multi_layer(behaviour, axes: dict, cfg: dict) -> dict:
     return {"values": values, "ci": ci, "details": details}
 
 
-def interventions(load, model_id: dict, eval_texts: list[str], eval_sula: list[dict], label_ids: list[int],
-                  axes: dict, last: int, heldout_values: torch.Tensor, heldout_entropy: torch.Tensor,
-                  cfg: dict) -> dict:
-    """L8 (`single_layer` at the last layer) and L9 (`multi_layer` over every layer of `axes`) on
-    the model `load()` returns, measured on the evaluation prompts: {"single": ..., "multi": ...}.
-    Cached, keyed by the model and every input's content; the model is loaded only to compute."""
+def interventions(models: llm_runs.Models, texts: list[str], pool_run: dict, cfg: dict) -> dict:
+    """L8 (`single_layer` at the last layer) and L9 (`multi_layer` over every layer of
+    `cfg["layers_multi"]`) on the trained model. The entropy axis of each layer is estimated on
+    the pool `texts` (from their pass `pool_run`) but `cfg["heldout"]` prompts drawn at random;
+    behaviour is measured on some of those held-out prompts and on fresh SULA prompts:
+    {"single": ..., "multi": ...}. Cached, keyed by the model and every input's content; the
+    model is loaded only to compute."""
+    order = torch.randperm(len(texts), generator=torch.Generator().manual_seed(cfg["seed"]))
+    heldout, estimate = order[:cfg["heldout"]], order[cfg["heldout"]:]
+    axes = axes_from_pool(pool_run["values"], pool_run["entropy"], cfg["layers_multi"], estimate)
+    eval_sula = sula.Evidence().prompts("main", cfg["ks"], cfg["eval_sula_per_k"],
+                                        torch.Generator().manual_seed(cfg["seed"] + 7))
+    eval_texts = [texts[i] for i in heldout[:cfg["eval_natural"]]]
+    label_ids = llm_runs.label_ids(models.trained, models.trained_id, "main")
+    last = cfg["layers_single"][0]
+    heldout_values, heldout_entropy = last_layer_values(pool_run, cfg)[heldout], pool_run["entropy"][heldout]
+
     def compute():
-        model, tokenizer = load()
+        model, tokenizer = models.trained()
         single = single_layer(
             llm_interventions.Behaviour(model, tokenizer, eval_texts, eval_sula, label_ids, start=last),
             *axes[last], last, heldout_values, heldout_entropy, cfg)
@@ -270,7 +302,7 @@ def interventions(load, model_id: dict, eval_texts: list[str], eval_sula: list[d
             axes, cfg)
         return {"single": single, "multi": multi}
 
-    key = {"model": model_id, "last": last, "cfg": cfg, "inputs": cache.digest(
+    key = {"model": models.trained_id, "last": last, "cfg": cfg, "inputs": cache.digest(
         [eval_texts, eval_sula, label_ids, {str(layer): a for layer, a in axes.items()}, heldout_values,
          heldout_entropy])}
     return cache.get_or_compute("llm-interventions", key, MODULES, compute)

