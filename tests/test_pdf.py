@@ -44,7 +44,7 @@ def test_the_ledger_lists_every_claim_in_words(pdf_text):
     text = flat(pdf_text)
     for path in sorted((ROOT / "data" / "claims").glob("*.json")):
         rec = json.loads(path.read_text())
-        assert re.search(rf"{rec['id']} {re.escape(rec["verdict"])} .{{0,1500}}What fails:", text), \
+        assert re.search(rf"{rec['id']} {re.escape(rec['verdict'])} .{{0,1500}}What fails:", text), \
             f"the PDF's ledger has no line for {rec['id']}"
 
 
