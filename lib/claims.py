@@ -635,10 +635,11 @@ def verdict_over_models(verdicts: list[str]) -> str:
         VERDICTS[2] if all(v == VERDICTS[2] for v in verdicts) else VERDICTS[1]
 
 
-def record_models(claim_id: str, measured: dict[str, dict], profile: str, seeds: int) -> dict:
+def record_models(claim_id: str, measured: dict[str, dict], profile: str, seeds: int, write: bool = True) -> dict:
     """Judge a claim measured on several models and write one record holding each model's
     values, interval, conditions, verdict and details (`measured`: the model's name -> {"values",
-    "ci95", "details"}), and the claim's verdict over them (`verdict_over_models`)."""
+    "ci95", "details"}), and the claim's verdict over them (`verdict_over_models`). With `write`
+    False (a class exploring other models) the record is returned and nothing is written."""
     claim = CLAIMS[claim_id]
     models = [{"model": name, **_judged(claim, m["values"], profile, seeds, m["ci95"]), "details": m["details"]}
               for name, m in measured.items()]
@@ -646,7 +647,7 @@ def record_models(claim_id: str, measured: dict[str, dict], profile: str, seeds:
            "ours": {"unit": claim.paper["unit"], "metric": claim.metric, "profile": profile},
            "threshold": " and ".join(map(str, claim.conditions)), "models": models,
            "verdict": verdict_over_models([m["verdict"] for m in models])}
-    return _write(rec, profile)
+    return _write(rec, profile) if write else rec
 
 
 def judged_entries(rec: dict) -> list[tuple[str | None, dict]]:

@@ -106,6 +106,9 @@ def test_a_claim_measured_on_several_models_holds_each_models_verdict_and_one_ov
             "model B {bdg-danger}`not reproduced`: 0.9 bits") in row
     assert "model A: every condition holds<br>model B: the entropy error on SULA prompts (bits) is 0.9 (needs ≤ 0.44); " \
         "the best constant's error" in row
+    (tmp_path / "claims" / "L6.json").unlink()
+    assert claims.record_models("L6", measured, "default", seeds=1, write=False) == rec  # a class exploring
+    assert not (tmp_path / "claims" / "L6.json").exists()
     box = claims.result_box([rec])
     assert "  - model A: {bdg-success}`reproduced` ours 0.3 bits (95% CI 0.2 to 0.4; 1 seed)." in box
     assert "    - Fails: the entropy error on SULA prompts (bits) is 0.9 (needs ≤ 0.44)" in box
