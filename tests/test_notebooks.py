@@ -129,3 +129,14 @@ def test_the_committed_book_is_what_the_code_computes():
          *map(str, sorted((paths.ROOT / "book").glob("[0-9][0-9]_*.ipynb")))],
         cwd=paths.ROOT, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stdout[-6000:]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_exercise_has_a_kind_a_time_and_a_folded_solution(chapter):
+    """The teaching contract: at least three exercises per chapter, each opening with its kind
+    and expected time, each with a solution folded below it."""
+    text = chapter.read_text()
+    labels = re.findall(r"^# :label: (ex-[\w-]+)\n# \*\*(Derive|Compute|Discuss), about \d+ minutes\.\*\*", text, re.M)
+    assert len(labels) == text.count("{exercise}") >= 3, "an exercise without its kind and time"
+    solved = re.findall(r"^# `{4}\{solution\} (ex-[\w-]+)\n# :class: dropdown", text, re.M)
+    assert sorted(solved) == sorted(label for label, _ in labels)
