@@ -179,7 +179,9 @@ def get_or_train(cfg: RunConfig, progress: bool = True) -> Run:
 
 def checkpoint_path(cfg: RunConfig) -> Path:
     """Where an unfinished run keeps its state (lib.train.train), beside the cache and never
-    mistaken for a finished run: another folder, another suffix, not committed."""
+    mistaken for a finished run: another folder, another suffix, ignored by git. A run longer
+    than one working session travels to the next in a commit (`git add -f` of its checkpoint);
+    the file goes when the run finishes."""
     return paths.RUNS / "checkpoints" / f"{run_path(cfg).stem}.checkpoint.pt"
 
 
