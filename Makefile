@@ -9,6 +9,9 @@ CHAPTERS ?= $(ALL_CHAPTERS)
 ifneq ($(filter-out $(ALL_CHAPTERS),$(CHAPTERS)),)
 $(error CHAPTERS: no chapter $(filter-out $(ALL_CHAPTERS),$(CHAPTERS)); the chapters are $(ALL_CHAPTERS))
 endif
+# SCHEDULER=tcp://host:8786: `make train` trains on that running Dask cluster (README), not on this machine's cores.
+SCHEDULER ?= $(BAR_SCHEDULER)
+export BAR_SCHEDULER := $(SCHEDULER)
 # Every command imports this checkout's lib, whichever one the environment has installed.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 HERE := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
@@ -26,7 +29,7 @@ lab:  ## for class: install the pinned JupyterLab (requirements-lab.txt) and ope
 	$(PYTHON) -m pip install -r requirements-lab.txt
 	$(PYTHON) -m jupyter lab book/
 
-train:  ## train every run the chapters need that is not in the cache, on every core (PROFILE=ladder: the compute ladder)
+train:  ## train every run the chapters need that is not in the cache, on every core or on SCHEDULER's Dask cluster (PROFILE=ladder: the compute ladder)
 	$(PYTHON) scripts/train.py --profile $(PROFILE) $(CHAPTERS)
 
 ladder:  ## measure the compute ladder: chapters 1, 2, 3 and 6 executed on every trained rung (PROFILE=smoke: tiny rungs)

@@ -13,19 +13,14 @@ that computed them, so that re-executing a chapter reads them in seconds.
 Used by: every chapter.
 """
 import contextlib
-import ctypes
 import dataclasses
 import fcntl
 import hashlib
 import importlib
 import json
-import multiprocessing
 import os
-import signal
-import sys
 import tempfile
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -127,9 +122,14 @@ def atomic_save(obj, path) -> None:
     os.replace(tmp, path)
 
 
+def run_state(run: Run) -> dict:
+    """What the cache holds of a finished run (`save` writes it, `run_from` reads it)."""
+    return {"key": run_key_text(run.config), "config": run.config.to_dict(), "state_dict": run.model.state_dict(),
+            "history": run.history, "train_seconds": run.train_seconds, "snapshots": run.snapshots}
+
+
 def save(run: Run, path) -> None:
-    atomic_save({"key": run_key_text(run.config), "config": run.config.to_dict(), "state_dict": run.model.state_dict(),
-                 "history": run.history, "train_seconds": run.train_seconds, "snapshots": run.snapshots}, path)
+    atomic_save(run_state(run), path)
 
 
 def check_writable(folder: Path) -> None:
@@ -190,27 +190,112 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_first: bool = True) -> None:
-    """Train the runs of `cfgs` that are not in the cache, longest first (which ends soonest),
-    or shortest first (which caches finished runs soonest, for work that spans sessions). On
-    the CPU they train in `workers` processes of one thread each (default: one per usable
-    core): these models are too small for one process to keep two cores busy, and a run trained
-    in a worker is the run trained here. On a GPU they train one after another."""
-    workers = workers or usable_cores()
+ATTEMPTS = 3  # a run that fails this often (its exception, or its worker's death) stops `make train`
+MIRROR_SECONDS = 60.0  # how often the client copies the workers' newest checkpoints to its disk
+
+
+class TrainingFailed(RuntimeError):
+    """A run failed ATTEMPTS times: `make train` stops with this one line."""
+
+
+def run_resources(cfg: RunConfig, device: torch.device) -> dict[str, int]:
+    """What one run asks of a Dask worker: a GPU where runs train on CUDA, else one CPU thread
+    (workers advertise these with `dask worker --resources`; `local_cluster` does it for you)."""
+    return {"GPU": 1} if device.type == "cuda" else {"thread": 1}
+
+
+@contextlib.contextmanager
+def local_cluster(workers: int, device: torch.device):
+    """A Dask cluster on this machine: one single-threaded worker process per core (one on a GPU),
+    each under a nanny, closed on the way out (Ctrl-C, SIGTERM, an error): no worker outlives it."""
+    import dask  # imported here: only training needs Dask
+    from distributed import LocalCluster
+    workers, resources = (1, {"GPU": 1}) if device.type == "cuda" else (workers, {"thread": 1})
+    with dask.config.set({"distributed.scheduler.allowed-failures": ATTEMPTS - 1}), \
+         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, resources=resources,
+                      dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_first: bool = True,
+                  scheduler: str | None = None, resources=run_resources, checkpoint_seconds: float | None = None) -> None:
+    """Train the runs of `cfgs` that are not in the cache on a Dask cluster, longest first (which
+    ends soonest), or shortest first (which caches finished runs soonest, for work that spans
+    sessions). `scheduler`: the address of a running cluster (default: BAR_SCHEDULER, else a
+    `local_cluster` of `workers` one-thread processes, one per usable core). Each run asks for
+    `resources(cfg, device)`. Finished runs travel back here and are saved here, and so are
+    checkpoints (`_mirror_checkpoints`): the workers need no shared filesystem. A run trained on a
+    worker is the run trained here, bit for bit."""
+    from distributed import Client, wait
     check_writable(paths.RUNS)
     missing = training_order({run_path(cfg): cfg for cfg in cfgs if not cached(cfg)}.values())
+    if not missing:
+        return
     if not longest_first:
         missing.reverse()
-    if len(missing) > 1 and workers > 1 and default_device().type == "cpu":
-        order = "longest" if longest_first else "shortest"
-        print(f"training {len(missing)} runs in {workers} processes, {order} first", flush=True)
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: safe inside a notebook kernel
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)) as pool:
-            for label, seconds in pool.map(_train_one_thread, missing):
-                print(f"  {label}: trained in {seconds / 60:.1f} min", flush=True)
-    else:
+    device = default_device()
+    scheduler = scheduler or os.environ.get("BAR_SCHEDULER")
+    with contextlib.ExitStack() as stack:
+        for cfg in sorted(missing, key=run_key):  # one order for every trainer: no deadlock
+            stack.enter_context(run_lock(cfg))  # waits while another trainer trains this run
+        missing = [cfg for cfg in missing if not cached(cfg)]  # finished by another trainer meanwhile
+        address = scheduler or stack.enter_context(local_cluster(workers or usable_cores(), device))
+        client = stack.enter_context(Client(address))
+        print(f"training {len(missing)} runs on {address}, {'longest' if longest_first else 'shortest'} first", flush=True)
+        futures = {}
         for cfg in missing:
-            get_or_train(cfg)
+            if (state := checkpoint_path(cfg)).exists():  # a restarted `make train`: its workers resume from it
+                client.set_metadata(checkpoint_name(cfg), state.read_bytes())
+            futures[client.submit(_train_on_worker, cfg, checkpoint_seconds, key=f"train-{cfg.label}-{run_key(cfg)}",
+                                  resources=resources(cfg, device), retries=ATTEMPTS - 1, pure=False)] = cfg
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=MIRROR_SECONDS, return_when="FIRST_COMPLETED")
+            _mirror_checkpoints(client, [futures[f] for f in pending])
+            for future in done:
+                cfg = futures[future]
+                if future.status != "finished":
+                    reason = (str(future.exception()).splitlines() or [""])[0]
+                    raise TrainingFailed(f"train: run {cfg.label} failed {ATTEMPTS} times: {reason}")
+                saved = future.result()
+                atomic_save(saved, run_path(cfg))
+                checkpoint_path(cfg).unlink(missing_ok=True)
+                client.set_metadata(checkpoint_name(cfg), None)
+                print(f"  {cfg.label}: trained in {saved['train_seconds'] / 60:.1f} min", flush=True)
+
+
+def checkpoint_name(cfg: RunConfig) -> list[str]:
+    """Where the scheduler holds a run's newest checkpoint (its bytes) among its metadata."""
+    return ["checkpoint", run_path(cfg).stem]
+
+
+def _mirror_checkpoints(client, cfgs: list[RunConfig]) -> None:
+    """Copy the newest published checkpoint of each run to this machine's checkpoint folder, so
+    that a restarted `make train` resumes them even on a new cluster."""
+    for cfg in cfgs:
+        if (state := client.get_metadata(checkpoint_name(cfg), None)) is not None:  # None: nothing published yet
+            path = checkpoint_path(cfg)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(state)
+            os.replace(tmp, path)
+
+
+def _train_on_worker(cfg: RunConfig, checkpoint_seconds: float | None) -> dict:
+    """On a Dask worker: train `cfg` on one thread, resuming from the newest checkpoint published
+    for it (by an earlier attempt that died), publishing each new one; return what `save` writes."""
+    from distributed import get_client, get_worker
+    torch.set_num_threads(1)
+    client = get_client()
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = Path(folder) / "checkpoint.pt"
+        if (state := client.get_metadata(checkpoint_name(cfg), None)) is not None:
+            checkpoint.write_bytes(state)
+            step = torch.load(checkpoint, map_location="cpu", weights_only=True)["step"]
+            get_worker().log_event("train", f"{cfg.label} resumed at step {step}")
+        run = train(cfg, progress=False, checkpoint=checkpoint, checkpoint_seconds=checkpoint_seconds,
+                    on_checkpoint=lambda path: client.set_metadata(checkpoint_name(cfg), path.read_bytes()))
+    return run_state(run)
 
 
 def get_or_train_all(groups: dict[str, list[RunConfig]], workers: int | None = None) -> dict[str, list[Run]]:
@@ -234,21 +319,6 @@ def wall_minutes(minutes: list[float], workers: int = 2) -> float:
     for m in minutes:
         free_at[free_at.index(min(free_at))] += m
     return max(free_at)
-
-
-def _die_with(parent: int) -> None:
-    """In a training worker: ask the kernel to kill this process when its parent dies, even by
-    SIGKILL (Linux's parent-death signal), so that no orphan trains on beside a restart."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-        if os.getppid() != parent:  # the parent died before the request
-            os._exit(1)
-
-
-def _train_one_thread(cfg: RunConfig) -> tuple[str, float]:
-    torch.set_num_threads(1)
-    run = get_or_train(cfg, progress=False)
-    return cfg.label, run.train_seconds
 
 
 # Generic content-keyed artifacts (e.g. activations of a pretrained LM): the key hashes a

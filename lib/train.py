@@ -163,7 +163,8 @@ CHECKPOINT_SECONDS = 600.0  # a resumable run saves its state this often (wall c
 
 
 def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = True,
-          compile: bool | None = None, checkpoint: Path | None = None) -> Run:
+          compile: bool | None = None, checkpoint: Path | None = None, on_checkpoint=None,
+          checkpoint_seconds: float | None = None) -> Run:
     """Train the run `cfg` describes. `compile`: torch.compile its forward pass and loss
     (default: where that pays, `compiles`); either way the numbers agree to float rounding.
 
@@ -171,13 +172,16 @@ def train(cfg: RunConfig, device: torch.device | None = None, progress: bool = T
     its whole state there (weights, optimiser, schedule, data stream, learning curve), and a
     later call with the same path resumes from it. A resumed run ends bit-identical to one that
     was never stopped. The caller deletes the checkpoint once the finished run is saved.
+    `on_checkpoint(path)` is called after each save (a cluster worker publishes it);
+    `checkpoint_seconds` overrides CHECKPOINT_SECONDS.
 
     On the CPU a run trains on one thread wherever it trains (a `make train` worker or a
     notebook), so that its numbers never depend on the thread count: compiled kernels split
     their reductions across threads, and these models gain little from a second thread."""
     device = device or default_device()
     with one_thread(device):
-        return _train(cfg, device, progress, compile, checkpoint)
+        return _train(cfg, device, progress, compile, checkpoint, on_checkpoint,
+                      CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds)
 
 
 @contextmanager
@@ -192,7 +196,7 @@ def one_thread(device: torch.device):
 
 
 def _train(cfg: RunConfig, device: torch.device, progress: bool, compile: bool | None,
-           checkpoint: Path | None) -> Run:
+           checkpoint: Path | None, on_checkpoint, checkpoint_seconds: float) -> Run:
     task, tc = cfg.task, cfg.train
     with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching global RNG
         torch.manual_seed(tc.seed)
@@ -225,8 +229,10 @@ def _train(cfg: RunConfig, device: torch.device, progress: bool, compile: bool |
             point = {"step": step, "loss": loss.item(), **metrics.score(model, curve_batch).summary()}
             run.history.append(point)
             bar.set_postfix(mae=f"{point['entropy_mae']:.4f}")
-        if checkpoint is not None and step < tc.steps and time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
+        if checkpoint is not None and step < tc.steps and time.perf_counter() - last_save >= checkpoint_seconds:
             save_checkpoint(checkpoint, cfg, step, model, opt, schedule, data, run, spent + time.perf_counter() - start)
+            if on_checkpoint is not None:
+                on_checkpoint(checkpoint)
             last_save = time.perf_counter()
     run.train_seconds = spent + time.perf_counter() - start
     run.model = model.cpu().eval()

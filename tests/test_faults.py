@@ -3,6 +3,7 @@ folder. Each must end in a one-line message that names what is wrong, never in a
 traceback or in silently wrong numbers."""
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -141,7 +142,10 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def test_training_workers_die_with_a_killed_parent(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_training_workers_die_with_a_killed_parent(tmp_path, sig):
+    """The local Dask cluster's worker processes (spawned, under nannies) end with the `make
+    train` that started them, however it is killed: no orphan trains on beside a restart."""
     code = ("from lib import cache\nfrom tests.test_faults import CFG\nimport dataclasses\n"
             "cfgs = [dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, steps=10**6, seed=s)) for s in (0, 1)]\n"
             "cache.train_missing(cfgs, workers=2)")
@@ -151,7 +155,7 @@ def test_training_workers_die_with_a_killed_parent(tmp_path):
         assert time.time() < deadline and parent.poll() is None, parent.communicate()
         time.sleep(0.5)
     time.sleep(3)  # the workers are training now
-    parent.kill()
+    parent.send_signal(sig)
     parent.wait()
     deadline = time.time() + 20
     while any(os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split(")")[1][:3]

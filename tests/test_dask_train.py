@@ -1,0 +1,86 @@
+"""`make train` on Dask: runs trained on cluster workers are the runs trained here, a killed worker's
+run resumes elsewhere from its last checkpoint, a run that keeps failing stops training by name,
+and each run goes only to a worker that has the resources it asks for."""
+import dataclasses
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import torch
+from distributed import Client, LocalCluster
+
+from lib import cache, train
+from tests.test_faults import CFG
+
+CPU = torch.device("cpu")
+
+
+def seeds(*seeds, **train_fields):
+    return [dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, seed=s, **train_fields)) for s in seeds]
+
+
+def trained_here(cfg):
+    return cache.digest(train.train(cfg, progress=False).model.state_dict())
+
+
+def test_runs_trained_on_two_workers_equal_runs_trained_here_bit_for_bit():
+    cfgs = seeds(0, 1)
+    cache.train_missing(cfgs, workers=2)
+    assert [cache.digest(cache.read_run(cfg).model.state_dict()) for cfg in cfgs] == [trained_here(cfg) for cfg in cfgs]
+
+
+def test_a_killed_worker_sends_its_run_to_another_which_resumes_from_the_checkpoint():
+    cfg, = seeds(0, steps=2000, eval_every=250)
+    with cache.local_cluster(2, CPU) as address, Client(address) as client:
+        trainer = threading.Thread(target=cache.train_missing, args=([cfg],),
+                                   kwargs={"scheduler": address, "checkpoint_seconds": 0.2})
+        trainer.start()
+        deadline = time.time() + 120
+        while (state := client.get_metadata(cache.checkpoint_name(cfg), None)) is None \
+                or torch.load(io.BytesIO(state), weights_only=True)["step"] < 150:
+            assert time.time() < deadline and trainer.is_alive()
+            time.sleep(0.1)
+        busy, = [worker for worker, keys in client.processing().items() if keys]
+        os.kill(client.run(os.getpid, workers=[busy])[busy], signal.SIGKILL)
+        trainer.join(timeout=300)
+        assert not trainer.is_alive()
+        resumed = [message for _, message in client.get_events("train")]
+    assert len(resumed) == 1 and resumed[0].startswith(f"{cfg.label} resumed at step "), resumed
+    assert 150 <= int(resumed[0].split()[-1]) < 2000
+    assert not cache.checkpoint_path(cfg).exists()  # the client's mirror is deleted once the run is saved
+    assert cache.digest(cache.read_run(cfg).model.state_dict()) == trained_here(cfg)
+
+
+def test_a_run_that_always_fails_stops_training_with_its_name_after_three_attempts():
+    diverging = dataclasses.replace(CFG, train=dataclasses.replace(CFG.train, lr=1e12, grad_clip=None, steps=200))
+    with pytest.raises(cache.TrainingFailed, match=r"^train: run bijection-transformer-soft-s0 failed 3 times: "
+                                           r"bijection-transformer-soft-s0: the loss is nan at step \d+; training stopped$"):
+        cache.train_missing([diverging], workers=2)
+    assert not cache.run_path(diverging).exists()
+
+
+def test_a_gpu_run_goes_only_to_a_worker_that_advertises_a_gpu():
+    assert cache.run_resources(CFG, torch.device("cuda")) == {"GPU": 1}
+    assert cache.run_resources(CFG, CPU) == {"thread": 1}
+    with LocalCluster(n_workers=1, threads_per_worker=1, resources={"thread": 1}, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        gpu_worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
+                                       "--nthreads", "1", "--resources", "GPU=1", "--no-dashboard"])
+        try:
+            client.wait_for_workers(2, timeout=60)
+            gpu_address, = [a for a, w in client.scheduler_info()["workers"].items() if "GPU" in w["resources"]]
+            cfgs = seeds(0, 1, 2)
+            client.get_task_stream()  # the first call starts recording
+            start = time.time()
+            cache.train_missing(cfgs, scheduler=cluster.scheduler_address, resources=lambda cfg, device: {"GPU": 1})
+            ran_on = {task["worker"] for task in client.get_task_stream(start=start)}
+        finally:
+            gpu_worker.terminate()
+            gpu_worker.wait(timeout=30)
+    assert ran_on == {gpu_address}
+    assert all(cache.cached(cfg) for cfg in cfgs)
