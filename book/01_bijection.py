@@ -57,7 +57,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from lib import cache, claims, metrics, plotting, profiles, stats, train
+from lib import cache, claims, metrics, plotting, profiles, stats, train, validate
 from lib.model import n_params
 
 setup = profiles.c1(profile, rung)
@@ -76,8 +76,7 @@ print(f"profile={profile}: V={task.V}, L={task.L}, sequence length {task.seq_len
 # support of the posterior at the first and last query.
 
 # %%
-if isinstance(example_seed, bool) or not isinstance(example_seed, int) or example_seed < 0:
-    raise ValueError(f"example_seed must be a non-negative integer, got {example_seed!r}")
+validate.check_seed("example_seed", example_seed)
 example = task.sample(1, torch.Generator().manual_seed(example_seed))
 keys, values = example.tokens[0, 0::2].tolist(), (example.tokens[0, 1::2] - task.V).tolist()
 print("pairs seen:", ", ".join(f"{k}->{v}" for k, v in zip(keys, values)), f"| last key {keys[-1]} -> ?")

@@ -63,7 +63,7 @@ import torch
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-from lib import cache, claims, evaluation, metrics, plotting, primitives, profiles, stats, train
+from lib import cache, claims, evaluation, metrics, plotting, primitives, profiles, stats, train, validate
 
 setup = profiles.c2(profile, rung)
 task = setup["runs"]["transformer"][0].task
@@ -80,8 +80,7 @@ print(f"profile={profile}: {task.S} states, {task.O} symbols, trained at K={task
 # prediction for step $t$ is read at the symbol $o_t$. Here is one sequence:
 
 # %%
-if isinstance(example_seed, bool) or not isinstance(example_seed, int) or example_seed < 0:
-    raise ValueError(f"example_seed must be a non-negative integer, got {example_seed!r}")
+validate.check_seed("example_seed", example_seed)
 example = task.sample(1, torch.Generator().manual_seed(example_seed))
 T, E, obs = task.decode(example.tokens)
 np.set_printoptions(precision=2, suppress=True)

@@ -24,3 +24,9 @@ def check_field_types(obj) -> None:
                 raise ValueError(f"{owner}: {field.name} must be finite, got {value!r}")
         if kind is str and not isinstance(value, str):
             raise TypeError(f"{owner}: {field.name} must be a string, got {value!r}")
+
+
+def check_seed(name: str, value) -> None:
+    """A chapter's seed parameter: a non-negative integer, or a one-line error naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")

@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from lib import cache, paths, train
+from lib import cache, paths, train, validate
 from lib.config import ModelConfig, RunConfig, TrainConfig
 from lib.tasks import make_task
 
@@ -78,7 +78,9 @@ def test_a_diverging_run_stops_with_its_name_and_step_and_caches_nothing():
     (lambda: TrainConfig(seed=-1), "seed"), (lambda: TrainConfig(steps=10.0), "steps"),
     (lambda: make_task("bijection", V=2.5, L=2), "V"), (lambda: make_task("bijection", V="12", L=2), "V"),
     (lambda: make_task("bijection", V=True, L=1), "V"), (lambda: make_task("hmm", K=20.0), "K"),
-    (lambda: ModelConfig(d_model=64.0), "d_model")])
+    (lambda: ModelConfig(d_model=64.0), "d_model"),
+    (lambda: validate.check_seed("example_seed", -1), "example_seed"),
+    (lambda: validate.check_seed("example_seed", 1.0), "example_seed")])
 def test_bad_parameters_are_refused_by_name(build, word):
     with pytest.raises((TypeError, ValueError), match=rf"\b{word}\b"):
         build()
