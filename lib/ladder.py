@@ -92,6 +92,13 @@ def series(claim_id: str, default: dict, profile: str = "default") -> dict[str, 
     return out
 
 
+def judged_condition(claim_id: str, quantity: str, value: float):
+    """The registered condition on `quantity` a trend is read against: of a band (C3's error
+    between two bounds), the edge `value` fails, else the first."""
+    conditions = [c for c in claims.CLAIMS[claim_id].conditions if c.quantity == quantity]
+    return next((c for c in conditions if not c.holds({quantity: value})), conditions[0])
+
+
 def trend(entries: list[dict], claim_id: str, task: str) -> dict | None:
     """Least-squares slope of the plotted quantity (log10 for LOG_SCALE ones) per decade of
     training FLOPs over the rungs, with a 95% t interval; the direction relative to the
@@ -101,7 +108,7 @@ def trend(entries: list[dict], claim_id: str, task: str) -> dict | None:
     if len(entries) < 3:
         return None
     quantity = CONDITIONS[claim_id][task][0]
-    condition = next(c for c in claims.CLAIMS[claim_id].conditions if c.quantity == quantity)
+    condition = judged_condition(claim_id, quantity, max(entries, key=lambda e: e["flops"])["value"])
     log = quantity in LOG_SCALE
     x = np.log10([e["flops"] for e in entries])
     y = np.array([e["value"] for e in entries], dtype=float)
@@ -158,7 +165,8 @@ def panels(rec: dict) -> dict[str, dict]:
     out = {}
     for task, entries in rec["ladder"].items():
         quantity = CONDITIONS[rec["id"]][task][0]
-        condition = next(c for c in claims.CLAIMS[rec["id"]].conditions if c.quantity == quantity)
+        top = max(entries, key=lambda e: e["flops"], default=None)
+        condition = judged_condition(rec["id"], quantity, top["value"] if top else float("nan"))
         headline = quantity == claims.CLAIMS[rec["id"]].headline
         lowest = min((e["flops"] for e in fitted(entries)), default=paper_flops(task))
         highest = max((e["flops"] for e in fitted(entries)), default=paper_flops(task))

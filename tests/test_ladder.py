@@ -85,3 +85,9 @@ def test_the_trend_is_fitted_on_the_paper_schedule_rungs_not_on_the_default(clai
     entries = with_default["ladder"]["bijection"]
     assert with_default["trend"]["bijection"] == ladder.trend(entries[1:], "C7", "bijection")
     assert with_default["trend"]["bijection"] != ladder.trend(entries, "C7", "bijection")
+
+
+def test_a_band_is_read_against_the_edge_the_top_rung_fails():
+    entries = [{"flops": 10.0 ** k, "value": v} for k, v in ((10, 0.14), (11, 0.12), (12, 0.10))]  # falling to 0.087
+    fit = ladder.trend(entries, "C3", "hmm")  # C3's K=50 error must lie in [0.0097, 0.087]
+    assert fit["direction"] == "toward the paper" and 1e12 < fit["crossing_flops"]
