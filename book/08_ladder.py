@@ -193,7 +193,7 @@ rows = []
 for cid, rec in records.items():
     for task, entries in rec["ladder"].items():
         by_rung = {e["rung"]: e for e in entries}
-        control = f"{rungs[task]['default'][0].train.steps:,} steps" if task != "mlp" else None
+        control = ladder.control(task, profile) if task != "mlp" else None
         if "default" in by_rung and control in by_rung:
             base, ctrl = by_rung["default"], by_rung[control]
             quantity = ladder.CONDITIONS[cid][task][0]
@@ -307,5 +307,5 @@ glue("ladder_ex2_table", f"{ladder.flops([top]):.2g}", display=False)
 span = [e["flops"] for e in ladder.fitted(records["C7"]["ladder"]["bijection"])]
 glue("ladder_ex3_span", f"{math.log10(max(span) / min(span)):.1f}" if span else "no", display=False)
 c7 = {e["rung"]: e for e in records["C7"]["ladder"]["bijection"]}
-for name, rung in (("default", "default"), ("control", f"{rungs['bijection']['default'][0].train.steps:,} steps")):
+for name, rung in (("default", "default"), ("control", ladder.control("bijection", profile))):
     glue(f"ladder_c7_{name}", claims.number(c7[rung]["value"]) if rung in c7 else "(not measured yet)", display=False)

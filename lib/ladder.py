@@ -47,6 +47,12 @@ def rungs(task: str, scale: str = "default") -> dict[str, list]:
     return profiles.ladder(scale)[task]
 
 
+def control(task: str, scale: str = "default") -> str:
+    """The name of `task`'s schedule-control rung: the default's model and length on the paper's
+    schedule (lib.profiles.ladder)."""
+    return f"{rungs(task, scale)['default'][0].train.steps:,} steps"
+
+
 def flops(runs: list) -> float:
     """The training compute of one run of a rung (every seed trains the same)."""
     return train.training_flops(runs[0])
