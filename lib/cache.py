@@ -250,7 +250,10 @@ def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_fir
                                   resources=resources(cfg, device), retries=ATTEMPTS - 1, pure=False)] = cfg
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, timeout=MIRROR_SECONDS, return_when="FIRST_COMPLETED")
+            try:
+                done, pending = wait(pending, timeout=MIRROR_SECONDS, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # Dask's wait raises where concurrent.futures' returns: nothing finished yet
+                done = set()
             _mirror_checkpoints(client, [futures[f] for f in pending])
             for future in done:
                 cfg = futures[future]

@@ -602,12 +602,27 @@ def _judged(claim: Claim, values: dict[str, float], profile: str, seeds: int, ci
             "verdict": verdict(claim, values)}
 
 
+STORED_DIGITS = 12  # significant digits of a float in a record: the ones past it change with the thread count
+
+
+def stored(value):
+    """`value` with every float rounded to STORED_DIGITS significant digits, so that re-executing a
+    chapter with another thread count or CPU leaves its records as they were."""
+    if isinstance(value, float):
+        return float(f"{value:.{STORED_DIGITS}g}")
+    if isinstance(value, dict):
+        return {key: stored(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [stored(item) for item in value]
+    return value
+
+
 def _write(rec: dict, profile: str, rung: str | None = None) -> dict:
-    """Write a record atomically into its profile's (and rung's) folder."""
+    """Write a record atomically into its profile's (and rung's) folder, its floats `stored`."""
     folder = claims_dir(profile, rung)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{rec['id']}.json.tmp"
-    tmp.write_text(json.dumps(rec, indent=2) + "\n")
+    tmp.write_text(json.dumps(stored(rec), indent=2) + "\n")
     os.replace(tmp, folder / f"{rec['id']}.json")
     return rec
 

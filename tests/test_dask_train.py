@@ -34,7 +34,9 @@ def test_runs_trained_on_two_workers_equal_runs_trained_here_bit_for_bit():
     assert [cache.digest(cache.read_run(cfg).model.state_dict()) for cfg in cfgs] == [trained_here(cfg) for cfg in cfgs]
 
 
-def test_a_killed_worker_sends_its_run_to_another_which_resumes_from_the_checkpoint():
+def test_a_killed_worker_sends_its_run_to_another_which_resumes_from_the_checkpoint(monkeypatch):
+    # a mirror interval far shorter than the run: training outlives many waits, as every real run does
+    monkeypatch.setattr(cache, "MIRROR_SECONDS", 0.1)
     cfg, = seeds(0, steps=2000, eval_every=250)
     with cache.local_cluster(2, CPU) as address, Client(address) as client:
         trainer = threading.Thread(target=cache.train_missing, args=([cfg],),
@@ -43,6 +45,9 @@ def test_a_killed_worker_sends_its_run_to_another_which_resumes_from_the_checkpo
         deadline = time.time() + 120
         while (state := client.get_metadata(cache.checkpoint_name(cfg), None)) is None \
                 or torch.load(io.BytesIO(state), weights_only=True)["step"] < 150:
+            assert time.time() < deadline and trainer.is_alive()
+            time.sleep(0.1)
+        while not cache.checkpoint_path(cfg).exists():  # mirrored to this machine while the run trains
             assert time.time() < deadline and trainer.is_alive()
             time.sleep(0.1)
         busy, = [worker for worker, keys in client.processing().items() if keys]

@@ -56,6 +56,17 @@ def test_smoke_records_never_reach_data_claims_and_paper_records_go_beside_defau
         claims.record("C1", {"transformer_mae": 0.1}, "default", seeds=3, ci95=(0, 1), details={})
 
 
+def test_values_that_differ_past_the_twelfth_digit_write_the_same_record(tmp_path, monkeypatch):
+    # two thread counts sum a metric in different orders; the record must not change with them
+    monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
+    texts, maes = [], (0.0033001938706677726, 0.0033001938706677726 * (1 + 1e-15))
+    assert maes[0] != maes[1]
+    for mae in maes:
+        claims.record("C1", values(mae, 20), "default", seeds=3, ci95=(mae / 2, mae * 2), details={"kl": mae / 9})
+        texts.append((tmp_path / "claims" / "C1.json").read_text())
+    assert texts[0] == texts[1] and "0.00330019387067," in texts[0]
+
+
 def test_ledger_groups_by_paper_and_says_in_words_what_failed(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "CLAIMS", tmp_path / "claims")
     claims.record("C1", values(0.005, 3), "default", seeds=3, ci95=(0.004, 0.006), details={})
