@@ -132,7 +132,7 @@ gaussian = geometry.gaussian_abs_cos(d_head)
 orth = {"trained": [], "init": [], "null": [], "p": [], "key tokens": [], "centred": []}
 for i, run in enumerate(bij_runs):
     trained = geometry.key_orthogonality(run.model, hypotheses)
-    keys = geometry.layer0_keys(run.model, run.model.embed.weight[hypotheses].detach())  # [head, token, d_head]
+    keys = geometry.token_keys(run.model, hypotheses)  # [head, token, d_head]
     orth["centred"].append(geometry.mean_abs_cos(keys - keys.mean(1, keepdim=True)).numpy())
     null = geometry.permutation_null(run.model, hypotheses, setup["n_permutations"], seed=i)
     orth["trained"].append(trained.numpy())

@@ -48,9 +48,21 @@ def layer0_keys(model, embeddings: torch.Tensor) -> torch.Tensor:
     return keys.unflatten(-1, (block.attn.n_heads, block.attn.d_head)).movedim(-2, -3)
 
 
+def token_keys(model, token_ids: torch.Tensor) -> torch.Tensor:
+    """The layer-0 keys of the tokens `token_ids`, each on its own: [n_heads, n, d_head]."""
+    return layer0_keys(model, model.embed.weight[token_ids].detach())
+
+
 def key_orthogonality(model, token_ids: torch.Tensor) -> torch.Tensor:
     """Mean |cos| between the layer-0 keys of `token_ids`, per head: [n_heads]."""
-    return mean_abs_cos(layer0_keys(model, model.embed.weight[token_ids].detach()))
+    return mean_abs_cos(token_keys(model, token_ids))
+
+
+def shared_direction_share(vectors: torch.Tensor) -> torch.Tensor:
+    """The share of n vectors' mean squared norm that lies in their mean, |mean|^2 / mean |v|^2:
+    [..., n, d] -> [...]. 0 when they cancel out, 1 when they are one vector. A direction that all
+    of them share raises their mean |cos| without making them any harder to tell apart."""
+    return vectors.mean(-2).norm(dim=-1) ** 2 / (vectors.norm(dim=-1) ** 2).mean(-1)
 
 
 def permutation_null(model, token_ids: torch.Tensor, n_permutations: int, seed: int = 0) -> torch.Tensor:
@@ -219,6 +231,27 @@ def manifold(acts: np.ndarray, entropy: np.ndarray) -> Manifold:
     return Manifold(explained, scores[:, :2], entropy.ravel(), np.tile(np.arange(n_query), n_seq),
                     r2_split_by_sequence(acts, entropy))
 
+
+
+def key_sharing(model, token_ids: torch.Tensor) -> dict[str, float]:
+    """C7's quantity taken apart, each averaged over heads: the layer-0 keys' mean |cos|, the same
+    once each head's mean key is removed, and the share of their energy in that mean."""
+    keys = token_keys(model, token_ids)
+    return {"mean |cos|": mean_abs_cos(keys).mean().item(),
+            "centred mean |cos|": mean_abs_cos(keys - keys.mean(1, keepdim=True)).mean().item(),
+            "shared share": shared_direction_share(keys).mean().item()}
+
+
+def belief_spread(model, batch) -> dict[str, float]:
+    """C9's quantity beside how much of the belief the final layer's value vectors hold: their
+    standardised PCA's PC1 share and participation ratio, and the held-out R^2 of a linear
+    read-out of each hidden state's posterior probability from them (mean over states)."""
+    values = representations(model, batch)["value vectors"]
+    explained, _ = standardised_pca(values.reshape(-1, values.shape[-1]))
+    posterior = batch.posterior.double().numpy()
+    return {"PC1 share": float(explained[0]), "participation ratio": participation_ratio(explained),
+            "posterior R2": float(np.mean([r2_split_by_sequence(values, posterior[..., s])
+                                           for s in range(posterior.shape[-1])]))}
 
 # Ablations (C5, C6, spec §4.4-4.5)
 

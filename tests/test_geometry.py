@@ -47,6 +47,17 @@ def test_key_orthogonality_reads_layer_zero_keys_per_head():
     assert null.shape == (50, 2) and (null.mean(0) > 0.2).all()  # shuffling destroys the orthogonality
 
 
+def test_shared_direction_share_is_the_mean_vectors_share_of_the_energy():
+    orthogonal = torch.eye(4)
+    torch.testing.assert_close(geometry.shared_direction_share(torch.cat([orthogonal, -orthogonal])), torch.tensor(0.0))
+    torch.testing.assert_close(geometry.shared_direction_share(torch.ones(3, 5) * 2), torch.tensor(1.0))
+    # a common vector m added to residuals that cancel: |m|^2 / (|m|^2 + mean |r|^2), per group
+    residual, common = torch.randn(2, 6, 8, dtype=torch.float64), torch.randn(2, 1, 8, dtype=torch.float64)
+    residual -= residual.mean(1, keepdim=True)
+    expected = common.squeeze(1).norm(dim=-1) ** 2 / (common.squeeze(1).norm(dim=-1) ** 2 + (residual.norm(dim=-1) ** 2).mean(1))
+    torch.testing.assert_close(geometry.shared_direction_share(residual + common), expected)
+
+
 def test_initial_model_is_what_training_starts_from():
     from lib import profiles
     cfg = profiles.c1("smoke")["runs"]["transformer"][1]
