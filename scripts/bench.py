@@ -34,7 +34,24 @@ def machine() -> dict:
     import torch
     with open("/proc/cpuinfo") as f:
         names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-    return {"cpus": os.cpu_count(), "cpu": names[0] if names else platform.processor(), "torch": torch.__version__}
+    return {"cpus": os.cpu_count(), "cpu": names[0] if names else platform.processor(), "torch": torch.__version__,
+            "matmul_gflops_1024": large_matmul_gflops()}
+
+
+def large_matmul_gflops(n: int = 1024, repeats: int = 20) -> float:
+    """One thread's float32 speed on a large square product: the most a training step's
+    products could reach on this core."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    seconds = time.perf_counter() - start
+    torch.set_num_threads(threads)
+    return round(2 * n**3 * repeats / seconds / 1e9, 1)
 
 
 def time_steps(cfg_dict: dict, seconds: float) -> dict:
@@ -71,9 +88,31 @@ def time_steps(cfg_dict: dict, seconds: float) -> dict:
     timed = durations[5:]
     step_seconds = sum(timed) / len(timed)
     return {"params": n_params(model), "steps_per_s": round(1 / step_seconds, 2),
+            **breakdown(step, [task.sample(tc.batch_size, gen) for _ in range(5)]),
             "first_step_extra_s": round(durations[0] - step_seconds, 1),
             "minutes_per_run": round((tc.steps * step_seconds + max(0.0, durations[0] - step_seconds)) / 60, 1),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
+
+
+def breakdown(step, batches) -> dict:
+    """Where a training step's time goes, from the profiler's self times over a few steps: the
+    share in matrix products and in attention kernels (the fused or the explicit softmax), and
+    the speed of the matrix products in GFLOP/s (what bounds a step that is mostly products)."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        for batch in batches:
+            step(batch)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    matmul = [e for e in events if e.key in MATMULS]
+    attention = [e for e in events if "scaled_dot_product" in e.key or "softmax" in e.key]
+    matmul_us = sum(e.self_cpu_time_total for e in matmul)
+    return {"matmul_share": round(matmul_us / total, 2),
+            "attention_share": round(sum(e.self_cpu_time_total for e in attention) / total, 2),
+            "matmul_gflops": round(sum(e.flops for e in matmul) / max(matmul_us, 1) / 1e3, 1)}
 
 
 def time_in_process(cfg, seconds: float, lib_root: Path | None) -> dict:
@@ -123,12 +162,18 @@ def report(result: dict) -> str:
     text = (f"Measured by `make bench` ({result['finished'].replace('T', ' ')} UTC, {m['cpus']} CPUs, {m['cpu']}): "
             f"each model's training step timed on one thread for {result['seconds']:.0f} s; a run's minutes are "
             "its steps at that speed plus its compilation, where it has one (its periodic evaluations and "
-            "snapshots not counted).\n\n")
+            "snapshots not counted). The last two columns profile a few steps: the share of a step's time "
+            "in matrix products and in attention kernels, and how fast the products run"
+            + (f" (one thread does {m['matmul_gflops_1024']:.0f} GFLOP/s on a 1024 x 1024 product)"
+               if "matmul_gflops_1024" in m else "") + ".\n\n")
     by_cost = sorted(result["models"], key=lambda r: -r["runs"] * r["minutes_per_run"])
     baseline = result.get("baseline")
-    header = ["run", "parameters", "steps/s", "compile seconds", "minutes per run", "runs", "worker-minutes", "peak MB"]
+    header = ["run", "parameters", "steps/s", "compile seconds", "minutes per run", "runs", "worker-minutes", "peak MB",
+              "time in products / attention", "products GFLOP/s"]
     rows = [[r["run"], f"{r['params']:,}", f"{r['steps_per_s']:.1f}", f"{r['first_step_extra_s']:.0f}",
-             f"{r['minutes_per_run']:.1f}", r["runs"], f"{r['runs'] * r['minutes_per_run']:.0f}", r["peak_rss_mb"]]
+             f"{r['minutes_per_run']:.1f}", r["runs"], f"{r['runs'] * r['minutes_per_run']:.0f}", r["peak_rss_mb"],
+             f"{r['matmul_share']:.0%} / {r['attention_share']:.0%}" if "matmul_share" in r else "",
+             f"{r['matmul_gflops']:.0f}" if "matmul_gflops" in r else ""]
             for r in by_cost]
     if baseline:
         header[3:3] = [f"steps/s at {baseline['rev']}", "speed-up"]

@@ -71,6 +71,18 @@ def test_bench_report_orders_models_by_their_total_cost_and_sums_the_chapters():
     text = bench.report(result)
     assert "| dear | 10 | 2.0 | 1.0 | **2.00x** |" in text
     assert "baseline's code (abc123, timed beside ours): 40 minutes on 2 cores" in text
+    result["models"][1] |= {"matmul_share": 0.52, "attention_share": 0.31, "matmul_gflops": 49.6}
+    assert "| 52% / 31% | 50 |" in bench.report(result)
+
+
+def test_the_bench_breakdown_finds_the_products_and_the_attention():
+    bench = load_script("bench")
+    a, q = torch.randn(256, 256), torch.randn(4, 2, 64, 16)
+    products = bench.breakdown(lambda _: a @ a @ a, [None] * 3)
+    assert products["matmul_share"] > 0.9 and products["attention_share"] == 0 and products["matmul_gflops"] > 0
+    attention = bench.breakdown(lambda _: torch.nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True),
+                                [None] * 3)
+    assert attention["attention_share"] > 0.5 and attention["matmul_share"] < 0.5
 
 
 def test_make_train_asks_for_every_run_of_the_chosen_chapters(monkeypatch):
