@@ -171,7 +171,7 @@ rows = []
 for cid, rec in records.items():
     for task, entries in rec["ladder"].items():
         fit = ladder.trend(entries, cid, task) if fit_default_rung else rec["trend"][task]
-        top = max(entries, key=lambda e: e["flops"], default=None)
+        top = ladder.top(entries)
         rows.append([cid, task, len(entries), "" if top is None else
                      f"{top['rung']} ({'one seed' if top['seeds'] == 1 else str(top['seeds']) + ' seeds'}): {top['verdict']}",
                      "" if fit is None else f"{claims.number(fit['slope'])} [{claims.number(fit['interval'][0])}, "

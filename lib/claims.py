@@ -776,10 +776,11 @@ def load_records(folder=None) -> list[dict]:
 def ladder_lines(rec: dict) -> list[str]:
     """The compute ladder beside a default verdict: per task, the verdict on its top rung
     measured so far and the trend's direction (none before a rung above the default is measured)."""
+    from lib import ladder  # imported here: lib.ladder reads records through this module
     lines = []
     for task, entries in rec.get("ladder", {}).items():
         if len(entries) > 1:
-            top, fit = max(entries, key=lambda e: e["flops"]), rec["trend"][task]
+            top, fit = ladder.top(entries), rec["trend"][task]
             seeds = "one seed" if top["seeds"] == 1 else f"{top['seeds']} seeds"
             lines.append(f"{task}, top rung ({top['rung']}, {seeds}): {top['verdict']}"
                          + (f"; trend {fit['direction']}" if fit else ""))

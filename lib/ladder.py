@@ -114,7 +114,7 @@ def trend(entries: list[dict], claim_id: str, task: str) -> dict | None:
     if len(entries) < 3:
         return None
     quantity = CONDITIONS[claim_id][task][0]
-    condition = judged_condition(claim_id, quantity, max(entries, key=lambda e: e["flops"])["value"])
+    condition = judged_condition(claim_id, quantity, top(entries)["value"])
     log = quantity in LOG_SCALE
     x = np.log10([e["flops"] for e in entries])
     y = np.array([e["value"] for e in entries], dtype=float)
@@ -134,6 +134,12 @@ def trend(entries: list[dict], claim_id: str, task: str) -> dict | None:
     return {"quantity": quantity, "scale": "log10" if log else "linear", "slope": fit.slope,
             "intercept": fit.intercept, "interval": interval, "direction": direction, "crossing_flops": crossing,
             "rungs": len(entries)}
+
+
+def top(entries: list[dict]) -> dict | None:
+    """The rung entry with the most training compute (of equals, the first: the default before its
+    schedule control); None for no entries."""
+    return max(entries, key=lambda e: e["flops"], default=None)
 
 
 def fitted(entries: list[dict]) -> list[dict]:
@@ -171,8 +177,8 @@ def panels(rec: dict) -> dict[str, dict]:
     out = {}
     for task, entries in rec["ladder"].items():
         quantity = CONDITIONS[rec["id"]][task][0]
-        top = max(entries, key=lambda e: e["flops"], default=None)
-        condition = judged_condition(rec["id"], quantity, top["value"] if top else float("nan"))
+        highest_rung = top(entries)
+        condition = judged_condition(rec["id"], quantity, highest_rung["value"] if highest_rung else float("nan"))
         headline = quantity == claims.CLAIMS[rec["id"]].headline
         lowest = min((e["flops"] for e in fitted(entries)), default=paper_flops(task))
         highest = max((e["flops"] for e in fitted(entries)), default=paper_flops(task))
@@ -218,12 +224,12 @@ def reading(rec: dict, task: str) -> str | None:
     if len(entries) < 2:
         return None
     base, above = entries[0], entries[1:]
-    top = max(above, key=lambda e: e["flops"])
-    span = f"up to {top['flops'] / base['flops']:.0f}x its compute"
+    highest = top(above)
+    span = f"up to {highest['flops'] / base['flops']:.0f}x its compute"
     reached = [e for e in above if e["verdict"] == "reproduced"]
     start = f"{base['verdict']} at the default budget" + ("; " if base["rung"] == "default" else f" ({base['rung']}); ")
-    if top["flops"] <= base["flops"]:
-        return start + (f"{top['verdict']} on the schedule control (the paper's schedule at the default's length); "
+    if highest["flops"] <= base["flops"]:
+        return start + (f"{highest['verdict']} on the schedule control (the paper's schedule at the default's length); "
                         f"no longer or wider rung measured yet")
     if base["verdict"] == "reproduced":
         return start + f"reproduced on {len(reached)} of the {len(above)} rungs above it, {span}"
