@@ -115,10 +115,14 @@ def train_seconds(path) -> float:
 
 
 def atomic_save(obj, path) -> None:
-    """torch.save under a temporary name, then rename: a reader never sees half a file."""
+    """torch.save (or, for bytes, the bytes themselves) under a temporary name, then rename: a
+    reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique: two processes may write the same file
-    torch.save(obj, tmp)
+    if isinstance(obj, bytes):
+        tmp.write_bytes(obj)
+    else:
+        torch.save(obj, tmp)
     os.replace(tmp, path)
 
 
@@ -198,10 +202,23 @@ class TrainingFailed(RuntimeError):
     """A run failed ATTEMPTS times: `make train` stops with this one line."""
 
 
-def run_resources(cfg: RunConfig, device: torch.device) -> dict[str, int]:
-    """What one run asks of a Dask worker: a GPU where runs train on CUDA, else one CPU thread
-    (workers advertise these with `dask worker --resources`; `local_cluster` does it for you)."""
+def run_resources(profile: str, scheduler: str | None, device: torch.device) -> dict[str, int]:
+    """What one run asks of a Dask worker (workers advertise it with `dask worker --resources`;
+    `local_cluster` does it for you). On a cluster (`scheduler`): one GPU per run of the paper
+    profile, one CPU thread per run of the others. On this machine's own cluster: what the
+    machine has, one GPU where it trains on CUDA, else one thread."""
+    if scheduler:
+        return {"GPU": 1} if profile == "paper" else {"thread": 1}
     return {"GPU": 1} if device.type == "cuda" else {"thread": 1}
+
+
+def check_offered(client, resources: dict[str, int]) -> None:
+    """Stop with one line if no worker of the cluster offers `resources`: its runs would wait forever."""
+    offered = [worker.get("resources", {}) for worker in client.scheduler_info(n_workers=-1)["workers"].values()]
+    if not any(all(have.get(name, 0) >= amount for name, amount in resources.items()) for have in offered):
+        wanted = ",".join(f"{name}={amount}" for name, amount in resources.items())
+        raise TrainingFailed(f"train: no worker of the cluster at {client.scheduler.address} offers {wanted}; "
+                             f"start workers with `dask worker ... --resources \"{wanted}\"`")
 
 
 @contextlib.contextmanager
@@ -218,12 +235,12 @@ def local_cluster(workers: int, device: torch.device):
 
 
 def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_first: bool = True,
-                  scheduler: str | None = None, resources=run_resources, checkpoint_seconds: float | None = None) -> None:
+                  scheduler: str | None = None, profile: str = "default", checkpoint_seconds: float | None = None) -> None:
     """Train the runs of `cfgs` that are not in the cache on a Dask cluster, longest first (which
     ends soonest), or shortest first (which caches finished runs soonest, for work that spans
     sessions). `scheduler`: the address of a running cluster (default: BAR_SCHEDULER, else a
     `local_cluster` of `workers` one-thread processes, one per usable core). Each run asks for
-    `resources(cfg, device)`. Finished runs travel back here and are saved here, and so are
+    `run_resources(profile, ...)`. Finished runs travel back here and are saved here, and so are
     checkpoints (`_mirror_checkpoints`): the workers need no shared filesystem. A run trained on a
     worker is the run trained here, bit for bit."""
     from distributed import Client, wait
@@ -241,13 +258,15 @@ def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_fir
         missing = [cfg for cfg in missing if not cached(cfg)]  # finished by another trainer meanwhile
         address = scheduler or stack.enter_context(local_cluster(workers or usable_cores(), device))
         client = stack.enter_context(Client(address))
+        resources = run_resources(profile, scheduler, device)
+        check_offered(client, resources)
         print(f"training {len(missing)} runs on {address}, {'longest' if longest_first else 'shortest'} first", flush=True)
         futures = {}
         for cfg in missing:
             if (state := checkpoint_path(cfg)).exists():  # a restarted `make train`: its workers resume from it
                 client.set_metadata(checkpoint_name(cfg), state.read_bytes())
             futures[client.submit(_train_on_worker, cfg, checkpoint_seconds, key=f"train-{cfg.label}-{run_key(cfg)}",
-                                  resources=resources(cfg, device), retries=ATTEMPTS - 1, pure=False)] = cfg
+                                  resources=resources, retries=ATTEMPTS - 1, pure=False)] = cfg
         pending = set(futures)
         while pending:
             try:
@@ -277,11 +296,7 @@ def _mirror_checkpoints(client, cfgs: list[RunConfig]) -> None:
     that a restarted `make train` resumes them even on a new cluster."""
     for cfg in cfgs:
         if (state := client.get_metadata(checkpoint_name(cfg), None)) is not None:  # None: nothing published yet
-            path = checkpoint_path(cfg)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(state)
-            os.replace(tmp, path)
+            atomic_save(state, checkpoint_path(cfg))
 
 
 def _train_on_worker(cfg: RunConfig, checkpoint_seconds: float | None) -> dict:

@@ -40,7 +40,7 @@ def main():
             return
         numbers = [int(Path(chapter).name[:2]) for chapter in args.chapters]
         cfgs = [cfg for n in numbers for cfg in profiles.run_configs(profiles.CHAPTERS[n](args.profile))]
-        cache.train_missing(cfgs)
+        cache.train_missing(cfgs, profile=args.profile)
     except cache.TrainingFailed as error:
         sys.exit(str(error))
 

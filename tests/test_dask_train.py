@@ -70,8 +70,11 @@ def test_a_run_that_always_fails_stops_training_with_its_name_after_three_attemp
 
 
 def test_a_gpu_run_goes_only_to_a_worker_that_advertises_a_gpu():
-    assert cache.run_resources(CFG, torch.device("cuda")) == {"GPU": 1}
-    assert cache.run_resources(CFG, CPU) == {"thread": 1}
+    # on a cluster the profile decides; on this machine's own cluster, what the machine has
+    assert cache.run_resources("paper", "tcp://host:8786", CPU) == {"GPU": 1}
+    assert cache.run_resources("default", "tcp://host:8786", torch.device("cuda")) == {"thread": 1}
+    assert cache.run_resources("paper", None, CPU) == {"thread": 1}
+    assert cache.run_resources("default", None, torch.device("cuda")) == {"GPU": 1}
     with LocalCluster(n_workers=1, threads_per_worker=1, resources={"thread": 1}, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         gpu_worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.scheduler_address,
@@ -82,10 +85,17 @@ def test_a_gpu_run_goes_only_to_a_worker_that_advertises_a_gpu():
             cfgs = seeds(0, 1, 2)
             client.get_task_stream()  # the first call starts recording
             start = time.time()
-            cache.train_missing(cfgs, scheduler=cluster.scheduler_address, resources=lambda cfg, device: {"GPU": 1})
+            cache.train_missing(cfgs, scheduler=cluster.scheduler_address, profile="paper")
             ran_on = {task["worker"] for task in client.get_task_stream(start=start)}
         finally:
             gpu_worker.terminate()
             gpu_worker.wait(timeout=30)
     assert ran_on == {gpu_address}
     assert all(cache.cached(cfg) for cfg in cfgs)
+
+
+def test_runs_that_no_worker_can_take_stop_training_with_one_line():
+    with LocalCluster(n_workers=1, threads_per_worker=1, resources={"thread": 1}, dashboard_address=None) as cluster:
+        with pytest.raises(cache.TrainingFailed, match=r"^train: no worker of the cluster at tcp://\S+ offers GPU=1; "):
+            cache.train_missing(seeds(0), scheduler=cluster.scheduler_address, profile="paper")
+    assert not cache.cached(seeds(0)[0])

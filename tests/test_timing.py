@@ -87,8 +87,9 @@ def test_the_bench_breakdown_finds_the_products_and_the_attention():
 
 def test_make_train_asks_for_every_run_of_the_chosen_chapters(monkeypatch):
     trainer, asked = load_script("train"), []
-    monkeypatch.setattr(trainer.cache, "train_missing", lambda cfgs: asked.extend(cfgs))
+    monkeypatch.setattr(trainer.cache, "train_missing", lambda cfgs, profile: asked.append((cfgs, profile)))
     monkeypatch.setattr(sys, "argv", ["train.py", "--profile", "smoke", "book/03_geometry.py", "book/05_gradient_laws.py"])
     trainer.main()
     expected = [*profiles.run_configs(profiles.c3("smoke")), *profiles.run_configs(profiles.c5("smoke"))]
-    assert asked == expected and {cfg.task.name for cfg in asked} == {"bijection", "sawtooth", "hmm"}
+    (cfgs, profile), = asked
+    assert cfgs == expected and profile == "smoke" and {cfg.task.name for cfg in cfgs} == {"bijection", "sawtooth", "hmm"}
