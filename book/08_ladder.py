@@ -92,7 +92,7 @@ records = {cid: ladder.summary(cid, profile) for cid in ladder.CONDITIONS}
 # it, resumably).
 
 # %% tags=["hide-input"]
-rows, trained, measured = [], 0, 0
+rows, trained, measured, hours = [], 0, 0, 0.0
 for task, named in rungs.items():
     base = ladder.flops(rungs[task if task != "mlp" else "bijection"]["default"])
     for name, runs in named.items():
@@ -102,6 +102,7 @@ for task, named in rungs.items():
         minutes = sum(cache.train_seconds(p) for p in paths_) / 60 if done else None
         seen = name == "default" or any(ladder.read_rung(cid, task, name, profile) for cid in ladder.CONDITIONS)
         trained, measured = trained + (done and name != "default"), measured + (seen and name != "default")
+        hours += (minutes or 0) / 60 if name != "default" else 0
         rows.append([task, name, ladder.axis(name), f"d{cfg.model.d_model} x {cfg.model.n_layers}",
                      f"{cfg.train.steps:,}", f"{cfg.train.lr:g}, {cfg.train.warmup:,}", f"{ladder.flops(runs):.2g}", f"{ladder.flops(runs) / base:.1f}",
                      len(runs), "" if minutes is None else f"{minutes:.0f}", "yes" if seen else ""])
@@ -111,6 +112,7 @@ total = sum(len(named) - ("default" in named) for named in rungs.values())
 glue("ladder_rungs", total, display=False)
 glue("ladder_trained", trained, display=False)
 glue("ladder_measured", measured, display=False)
+glue("ladder_hours", f"{hours:.1f}", display=False)
 
 # %% [markdown]
 # Of the {glue:text}`ladder_rungs` rungs above the default, {glue:text}`ladder_trained` are
@@ -215,8 +217,9 @@ display(Markdown(plotting.markdown_table(["claim", "quantity", "default rung", "
 for task in ("bijection", "hmm"):
     top = max(ladder.flops(runs) for runs in rungs[task].values())
     glue(f"ladder_top_share_{task}", f"{top / ladder.paper_flops(task):.0%}", display=False)
-found = [f"- **{cid}**, {task}: {line}" for cid, rec in records.items() for task in rec["ladder"]
-         if (line := ladder.reading(rec, task))]
+taken_apart = {("C7", "bijection"), ("C9", "hmm")}  # the quantities that {ref}`ch-ladder-away` takes apart
+found = [f"- **{cid}**, {task}: {line}" + ("; {ref}`ch-ladder-away` takes it apart" if (cid, task) in taken_apart else "")
+         for cid, rec in records.items() for task in rec["ladder"] if (line := ladder.reading(rec, task))]
 display(Markdown("\n".join(found) or "No rung above the default is measured yet."))
 
 # %% [markdown]
@@ -230,15 +233,16 @@ display(Markdown("\n".join(found) or "No rung above the default is measured yet.
 # bijection and {glue:text}`ladder_top_share_hmm` on the HMM (the vertical line in each
 # figure): "flat" means "not at these budgets", not "never".
 #
-# The ladder trains across several sessions of this machine (about 15 CPU-hours); a claim's
-# reading changes only when a new rung is measured, and the chapter rereads the records at
-# every execution.
+# The ladder trains across several sessions of this machine: the rungs trained so far took
+# {glue:text}`ladder_hours` CPU-hours in all (one thread per run). A claim's reading changes only when a
+# new rung is measured, and the chapter rereads the records at every execution.
 #
 # (ch-ladder-away)=
-# ## Why C7 and C9 move away
+# ## C7 and C9 taken apart
 #
-# Two trends point away from the paper. Before calling that a finding about the claims, we take
-# each quantity apart on every trained rung (one forward pass per run, cached).
+# Along the steps axis, both claims move away from the paper as training gets longer. Before
+# calling that a finding about the claims, we take each quantity apart on every trained rung
+# (one forward pass per run, cached).
 #
 # - **C7** is the mean $|\cos|$ between the layer-0 keys of the 20 hypothesis tokens. A
 #   direction that all 20 keys share raises it without making the keys any harder to tell
@@ -298,6 +302,12 @@ for task, columns in (("bijection", ["mean |cos|", "centred mean |cos|", "shared
     glue(f"away_{task}_rungs", f"{len(steps_axis(task))}", display=False)
 for d_head in (16, 32):
     glue(f"away_gaussian_{d_head}", claims.number(geometry.gaussian_abs_cos(d_head)), display=False)
+widths = away["bijection"].loc[[rung for rung in away["bijection"].index if ladder.axis(rung) == "width"]]
+widest = widths.iloc[-1] if len(widths) else None  # the rungs run from narrow to wide
+glue("away_widest", Markdown("no width rung is measured yet" if widest is None else
+     f"the widest measured rung ({widths.index[-1]}, $d_{{\\text{{head}}}} = {widest['d_head']}$) gives a mean "
+     f"$|\\cos|$ of **{claims.number(widest['mean |cos|'])}**, **{claims.number(widest['centred mean |cos|'])}** "
+     f"centred, with **{claims.number(widest['shared share'])}** of the key energy shared"), display=False)
 
 
 def rises(task: str, column: str) -> bool:
@@ -327,8 +337,9 @@ glue("away_c9_reading", Markdown("The value vectors spread over more directions 
 # a component is a query that finds all value positions at once, the positions whose tokens it
 # must eliminate. The definition we follow (spec §4.1, the authors' layer-0 frame analysis) does
 # not centre the keys, so by it a longer-trained model looks less orthogonal: a property of the
-# metric on these models more than a frame that degrades. Whether the paper's 32-dimensional
-# heads avoid it is for the width rungs (the $d_{\text{head}}$ column) to say.
+# metric on these models more than a frame that degrades. On the width axis,
+# {glue:md}`away_widest`: wider heads bring the keys toward random keys of their dimension,
+# not below them, and the registered bound of 0.1 stays out of reach.
 #
 # On the HMM ({glue:text}`away_hmm_rungs` rungs), PC1's share went {glue:text}`away_hmm_PC1_share`,
 # the participation ratio went {glue:text}`away_hmm_participation_ratio` and the read-out of the
@@ -336,7 +347,7 @@ glue("away_c9_reading", Markdown("The value vectors spread over more directions 
 # 84-90% is Paper III's recap; the authors' analysis scripts behind such numbers project the
 # residual stream rather than the value vectors (spec §4.3). Our protocol, standardised value
 # vectors at every observation of 1,024 fresh sequences, finds no one-dimensional manifold at
-# any budget measured so far, and its trend points away from one.
+# any budget measured so far, and along the steps axis its share falls.
 
 # ## Exercises
 #
