@@ -305,8 +305,8 @@ for d_head in (16, 32):
 widths = away["bijection"].loc[[rung for rung in away["bijection"].index if ladder.axis(rung) == "width"]]
 widest = widths.iloc[-1] if len(widths) else None  # the rungs run from narrow to wide
 glue("away_widest", Markdown("no width rung is measured yet" if widest is None else
-     f"the widest measured rung ({widths.index[-1]}, $d_{{\\text{{head}}}} = {widest['d_head']}$) gives a mean "
-     f"$|\\cos|$ of **{claims.number(widest['mean |cos|'])}**, **{claims.number(widest['centred mean |cos|'])}** "
+     f"the widest measured rung ({widths.index[-1]}, heads of {widest['d_head']} dimensions) gives a mean "
+     f"\\|cos\\| of **{claims.number(widest['mean |cos|'])}**, **{claims.number(widest['centred mean |cos|'])}** "
      f"centred, with **{claims.number(widest['shared share'])}** of the key energy shared"), display=False)
 
 
