@@ -227,9 +227,10 @@ def local_cluster(workers: int, device: torch.device):
     each under a nanny, closed on the way out (Ctrl-C, SIGTERM, an error): no worker outlives it."""
     import dask  # imported here: only training needs Dask
     from distributed import LocalCluster
-    workers, resources = (1, {"GPU": 1}) if device.type == "cuda" else (workers, {"thread": 1})
+    workers = 1 if device.type == "cuda" else workers
     with dask.config.set({"distributed.scheduler.allowed-failures": ATTEMPTS - 1}), \
-         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, resources=resources,
+         LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      resources=run_resources("default", None, device),
                       dashboard_address=None) as cluster:
         yield cluster.scheduler_address
 
