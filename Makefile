@@ -17,7 +17,7 @@ export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 HERE := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
 
-.PHONY: setup lab train ladder reproduce timed-reproduce prune smoke book pdf test bench golden clean-build publish dist
+.PHONY: setup lab train ladder reproduce timed-reproduce prune smoke book pdf test bench bench-dispatch golden clean-build publish dist
 
 setup:  ## install the pinned requirements, chapter 7's language models and the lib package
 	$(PYTHON) -m pip install -r requirements.txt
@@ -99,6 +99,11 @@ golden:  ## after a VERSION bump: record the golden numerics (tests/test_golden_
 BASELINE ?= 74716a9
 bench:  ## training speed and memory of every model the book trains beside BASELINE's, and a cold reproduction's training time
 	$(PYTHON) scripts/bench.py --baseline $(BASELINE)
+
+# the last commit whose make train had its own process pool; `make bench-dispatch` times make train against it
+POOL ?= 95dddce
+bench-dispatch:  ## make train's own cost: the smoke runs trained from an empty cache on Dask, and under POOL's process pool
+	$(PYTHON) scripts/bench.py --dispatch $(POOL)
 
 clean-build:
 	rm -rf _build

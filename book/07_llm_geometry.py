@@ -267,7 +267,7 @@ for cid in ("L1", "L2", "L3"):
 # row renormalised, because many heads park mass on the first token (an attention sink)
 # whatever the content.
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "hide-output"]
 keys = {n: analysis.key_orthogonality(m, cfgs[n]) for n, m in subjects.items()}
 focus = {n: analysis.focusing(m, [texts[i] for i in sets[n]["mixed"]], cfgs[n]) for n, m in subjects.items()}
 for n in models:
@@ -424,7 +424,7 @@ for cid in ("L6", "L7"):
 # rotary bases): a pass resumed this way equals the full pass to float precision
 # (`tests/test_llm.py`).
 
-# %% tags=["hide-input"]
+# %% tags=["hide-input", "hide-output"]
 probes = {n: analysis.interventions(m, texts, pool_runs[n], cfgs[n]) for n, m in subjects.items()}  # cached
 for n, p in probes.items():
     for name, probe in (("single layer", p["single"]), ("multi-layer", p["multi"])):

@@ -11,6 +11,12 @@ resident memory is its own), as `make train` trains: one one-thread worker per c
 ours on the other core, model by model, so both see the same machine. A model's step is
 `lib.train.training_step` (compiled where `train` compiles, so the first step's extra time is
 the compilation); seeds do not change the speed, so a model is timed once.
+
+    python scripts/bench.py --dispatch REV [--repeats 3]
+
+times `make train` itself instead: every chapter's smoke runs trained from an empty cache by
+our Dask dispatch and by REV's (the last commit with the home-made process pool), one after the
+other, written to data/bench/dispatch.json.
 """
 import argparse
 import dataclasses
@@ -128,11 +134,49 @@ def time_in_process(cfg, seconds: float, lib_root: Path | None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def baseline_lib(rev: str, into: Path) -> Path:
-    """The baseline commit's lib/ (with its C++ sources), extracted from git into `into`."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "lib"], capture_output=True, check=True).stdout
+def extract(rev: str, into: Path, folders=("lib",)) -> Path:
+    """These folders of the commit `rev` (lib/: its code, with the C++ sources), extracted from
+    git into `into`."""
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, *folders], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
+
+
+def dispatch_seconds(root: Path, runs: Path) -> dict:
+    """How long `make train` (scripts/train.py under the code at `root`) takes to train every
+    chapter's smoke-profile runs from the empty cache `runs`, on one worker per core. Smoke runs
+    last seconds, so what dispatching costs (starting workers, shipping configs and results)
+    weighs more here than in any real profile."""
+    chapters = sorted(p.relative_to(root).as_posix() for p in (root / "book").glob("[0-9][0-9]_*.py"))
+    env = {**os.environ, "BAR_RUNS_DIR": str(runs), "PYTHONPATH": str(root)}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "scripts/train.py", "--profile", "smoke", *chapters],
+                          cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"make train under {root} failed:\n{done.stderr[-2000:]}")
+    return {"seconds": round(time.perf_counter() - start, 1), "runs": len(list(runs.glob("*.pt")))}
+
+
+def compare_dispatch(rev: str, repeats: int) -> dict:
+    """`dispatch_seconds` of ours and of `rev`'s, alternately `repeats` times each (never at the
+    same time: each takes every core), each from an empty cache."""
+    import statistics
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = {"ours": ROOT, rev: extract(rev, Path(tmp) / "tree", ("lib", "scripts", "book"))}
+        times = {name: [] for name in roots}
+        for attempt in range(repeats):
+            for name, root in roots.items():
+                timed = dispatch_seconds(root, Path(tmp) / f"runs-{name}-{attempt}")
+                print(f"  {name}: {timed['runs']} runs in {timed['seconds']} s", flush=True)
+                times[name].append(timed)
+    counts = {t["runs"] for name in times for t in times[name]}
+    if len(counts) != 1:
+        raise RuntimeError(f"the two trained different numbers of runs: {sorted(counts)}")
+    from lib import cache
+    return {"rev": rev, "runs": counts.pop(), "workers": cache.usable_cores(),
+            **{name: {"median_s": statistics.median(t["seconds"] for t in ts), "seconds": [t["seconds"] for t in ts]}
+               for name, ts in (("ours", times["ours"]), ("rev", times[rev]))}}
 
 
 def speed_key(cfg):
@@ -198,17 +242,30 @@ def main():
     parser.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per model")
     parser.add_argument("--baseline", help="a git revision whose code is timed beside ours, model by model")
+    parser.add_argument("--dispatch", metavar="REV",
+                        help="instead: time make train on the smoke runs, ours against REV's (alternately)")
+    parser.add_argument("--repeats", type=int, default=3, help="with --dispatch: timings of each")
     parser.add_argument("--time-one", help=argparse.SUPPRESS)  # a worker: time one run config (JSON)
     args = parser.parse_args()
     if args.time_one:
         print(json.dumps(time_steps(json.loads(args.time_one), args.seconds)))
+        return
+    if args.dispatch:
+        from lib import paths
+        result = {"finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M"), "machine": machine(),
+                  **compare_dispatch(args.dispatch, args.repeats)}
+        out = paths.DATA / "bench" / "dispatch.json"
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"make train, {result['runs']} smoke runs from an empty cache on {result['workers']} workers "
+              f"(median of {args.repeats}): {result['ours']['median_s']} s now, {result['rev']['median_s']} s at "
+              f"{args.dispatch}; wrote {out.relative_to(paths.ROOT)}")
         return
     from lib import cache, paths, profiles
     by_chapter = {n: cache.training_order(cfgs) for n, cfgs in profiles.runs_by_chapter(args.profile).items() if cfgs}
     every = [speed_key(cfg) for cfgs in by_chapter.values() for cfg in cfgs]
     distinct = list(dict.fromkeys(every))
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
-        base = baseline_lib(args.baseline, Path(tmp)) if args.baseline else None
+        base = extract(args.baseline, Path(tmp)) if args.baseline else None
         print(f"timing {len(distinct)} models for {args.seconds:.0f} s each"
               + (f", beside the same under {args.baseline}" if base else ", two at a time"), flush=True)
         speeds = {}
