@@ -29,8 +29,8 @@
 # hidden Markov model with five states and five symbols, writes its transition matrix $T$ and
 # emission matrix $E$ into the prompt, and then shows observations $o_0, o_1, \dots$. At each
 # observation the model must output the filtering posterior $p(s_t \mid o_0, \dots, o_t)$ over
-# the hidden state. The forward algorithm gives that posterior exactly, so again we can score
-# the model against Bayes, sequence by sequence.
+# the hidden state. The forward algorithm ({prf:ref}`prop-forward`) gives that posterior
+# exactly, so again we can score the model against Bayes, sequence by sequence.
 #
 # This chapter checks three claims (numbers and sources in `lib/claims.py`, printed below):
 #
@@ -91,17 +91,34 @@ for t in (0, 1, task.K - 1):
     print(f"t={t:2d}: p(s_t | o_0..o_t) = {post.numpy()}, entropy {metrics.entropy_bits(post).item():.3f} bits")
 
 # %% [markdown]
-# The filtering posterior follows the forward recursion, which we run in log space in float64:
+# The filtering posterior follows the forward recursion, which we run in log space in float64.
+#
+# ```{prf:proposition} The forward recursion
+# :label: prop-forward
+# Let $\alpha_t(s) = p(s_t = s \mid o_0, \dots, o_t)$, written as a row vector, for an HMM with
+# initial distribution $\pi_0$, transition matrix $T$ (rows: from) and emission matrix $E$. Then
 #
 # $$ \alpha_0 \propto \pi_0 \odot E_{\cdot, o_0}, \qquad
 #    \alpha_t \propto (\alpha_{t-1} T) \odot E_{\cdot, o_t}, $$
 #
-# with a uniform initial distribution $\pi_0$. Note the convention: the recursion starts with
+# each normalised to sum to one.
+# ```
+#
+# ```{prf:proof}
+# At $t = 0$ this is Bayes' rule with prior $\pi_0$ and likelihood $E_{s, o_0}$. For $t > 0$,
+# the Markov property gives the predictive
+# $p(s_t = s \mid o_{<t}) = \sum_r \alpha_{t-1}(r)\, T_{r s} = (\alpha_{t-1} T)_s$, and since
+# $o_t$ depends on the past only through $s_t$, Bayes' rule with that prior and likelihood
+# $E_{s, o_t}$ gives the second line.
+# ```
+#
+# We take a uniform initial distribution $\pi_0$. Note the convention: the recursion starts with
 # an *emission*, not a transition. That is what the authors' code does; one summary of the
 # paper writes a transition before the first emission, which differs at $t=0$ because
 # $T^\top \pi_0$ is not uniform. `tests/test_hmm.py` checks the recursion against a brute-force
 # sum over all hidden paths. The model is trained with soft cross-entropy against $\alpha_t$,
-# which equals $\mathrm{KL}(\alpha_t \| q_t) + H(\alpha_t)$ and so is minimised at $q_t = \alpha_t$.
+# which equals $\mathrm{KL}(\alpha_t \| q_t) + H(\alpha_t)$ and so is minimised at $q_t = \alpha_t$
+# ({prf:ref}`thm-posterior`).
 #
 # ## Models
 #

@@ -115,7 +115,8 @@ display(Markdown(plotting.markdown_table(
 # should be compared with:
 #
 # - **Gaussian:** two random directions in a $d_\text{head}$-dimensional space have
-#   $E|\cos| = \Gamma(d/2) / (\sqrt{\pi}\,\Gamma((d+1)/2)) \approx \sqrt{2/(\pi d)}$;
+#
+#   $$ E|\cos| = \frac{\Gamma(d/2)}{\sqrt{\pi}\,\Gamma((d+1)/2)} \approx \sqrt{2/(\pi d)}; $$
 # - **initialisation:** the same run's model at step 0, rebuilt from its seed;
 # - **permutation null:** each token's embedding with its coordinates shuffled (same norm and
 #   entries, no learned alignment with $W_K$); the p-value is the share of shuffles at least as
@@ -123,12 +124,43 @@ display(Markdown(plotting.markdown_table(
 #
 # One more column removes each head's mean key over the 20 tokens before measuring: it shows
 # whether the keys differ from one another once a direction they all share is set aside.
+#
+# How orthogonal can 20 keys be in a head of $d$ dimensions at all?
+#
+# ```{prf:lemma} The Welch bound
+# :label: lem-welch
+# Any $n$ unit vectors $x_1, \dots, x_n$ in $\mathbb{R}^d$ satisfy
+#
+# $$ \sum_{i \ne j} \cos^2(x_i, x_j) \;\ge\; \frac{n(n-d)}{d}. $$
+#
+# So over the $n(n-1)$ ordered pairs the mean $\cos^2$ is at least $(n-d)/(d(n-1))$, some pair
+# has $|\cos| \ge \sqrt{(n-d)/(d(n-1))}$, and the mean $|\cos|$ is at least $(n-d)/(d(n-1))$
+# too (as $|\cos| \ge \cos^2$).
+# ```
+#
+# ```{prf:proof}
+# Let $G = X X^\top$ be the Gram matrix of the rows $x_i$ of $X \in \mathbb{R}^{n \times d}$. Its
+# trace is $n$ and its rank at most $d$, so its non-zero eigenvalues $\lambda_1, \dots, \lambda_d$
+# sum to $n$, and by Cauchy–Schwarz $\|G\|_F^2 = \sum_k \lambda_k^2 \ge n^2 / d$. The diagonal
+# contributes $n$ to $\|G\|_F^2$ and the off-diagonal entries $\sum_{i \ne j} \cos^2(x_i, x_j)$,
+# which is therefore at least $n^2/d - n = n(n-d)/d$. The largest $\cos^2$ is at least the mean.
+# ```
+#
+# In {glue:text}`c3_dhead`-dimensional heads, 20 hypothesis keys must have a pair with
+# $|\cos| \ge$ {glue:text}`c3_welch_max:.3f`: they cannot all be near-orthogonal. The bound
+# says much less about the mean $|\cos|$ that C7 measures: orthogonal keys, each reused by
+# at most one more token once the dimensions run out, reach a mean of
+# {glue:text}`c3_welch_mean:.3f`, below the paper's 0.052. So a head of this width does not
+# by itself rule C7 out.
 
 # %% tags=["hide-input"]
 bij_runs, V = runs["bijection"], tasks["bijection"].V
 d_head = bij_runs[0].config.model.d_model // bij_runs[0].config.model.n_heads
 hypotheses, key_tokens = torch.arange(V, 2 * V), torch.arange(V)
 gaussian = geometry.gaussian_abs_cos(d_head)
+reused_basis = torch.eye(d_head)[torch.arange(V) % d_head]  # orthogonal keys, reused once the dimensions run out
+glue("c3_welch_max", geometry.welch_bound(V, d_head), display=False)
+glue("c3_welch_mean", geometry.mean_abs_cos(reused_basis).item(), display=False)
 orth = {"trained": [], "init": [], "null": [], "p": [], "key tokens": [], "centred": []}
 for i, run in enumerate(bij_runs):
     trained = geometry.key_orthogonality(run.model, hypotheses)

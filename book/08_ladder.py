@@ -339,7 +339,8 @@ glue("away_c9_reading", Markdown("The value vectors spread over more directions 
 # not centre the keys, so by it a longer-trained model looks less orthogonal: a property of the
 # metric on these models more than a frame that degrades. On the width axis,
 # {glue:md}`away_widest`: wider heads bring the keys toward random keys of their dimension,
-# not below them, and the registered bound of 0.1 stays out of reach.
+# not below them, and the registered bound of 0.1 stays out of reach, though 20 keys could have a
+# far smaller mean $|\cos|$ at either width ({prf:ref}`lem-welch` and the sentence after it).
 #
 # On the HMM ({glue:text}`away_hmm_rungs` rungs), PC1's share went {glue:text}`away_hmm_PC1_share`,
 # the participation ratio went {glue:text}`away_hmm_participation_ratio` and the read-out of the
@@ -402,8 +403,9 @@ glue("away_c9_reading", Markdown("The value vectors spread over more directions 
 # rungs span {glue:text}`ladder_ex3_span` decades); a slope whose interval stays well away from
 # zero; a crossing within the range measured or just beyond it; the default rung's seed spread
 # small beside the change between rungs; and a mechanism that predicts the direction (for C7,
-# the Welch bound says 20 keys cannot be near-orthogonal in 16 dimensions, so only the width
-# rungs can bring it). Distrust it when one rung carries the slope, when the axes disagree
+# the Welch bound, {prf:ref}`lem-welch`, forbids 20 keys from *all* being near-orthogonal in 16
+# dimensions and allows it in 32, so the width rungs should help its largest $|\cos|$; it allows
+# a small mean $|\cos|$ at either width, so it predicts little for the mean C7 measures). Distrust it when one rung carries the slope, when the axes disagree
 # (steps up, width down), or when the quantity lives in a late training phase, as C10's
 # frame-then-precision does: such a quantity can change abruptly once a run is long enough, and
 # no straight line in log compute foresees that.

@@ -39,6 +39,12 @@ def gaussian_abs_cos(d: int) -> float:
     return math.exp(math.lgamma(d / 2) - math.lgamma((d + 1) / 2)) / math.sqrt(math.pi)
 
 
+def welch_bound(n: int, d: int) -> float:
+    """The Welch bound: n unit vectors in R^d always have some pair with
+    |cos| >= sqrt((n - d) / (d (n - 1))); zero when n <= d (they can all be orthogonal)."""
+    return math.sqrt(max(0, n - d) / (d * (n - 1)))
+
+
 @torch.no_grad()
 def layer0_keys(model, embeddings: torch.Tensor) -> torch.Tensor:
     """Layer-0 keys of token embeddings on their own (no position): W_K^h norm(e).

@@ -20,6 +20,21 @@ def test_mean_abs_cos_of_orthogonal_vectors_is_zero_and_of_known_angles_is_known
     torch.testing.assert_close(geometry.mean_abs_cos(torch.tensor([[1.0, 0.0], [-1.0, 0.0]])), torch.tensor(1.0))
 
 
+@pytest.mark.parametrize("d", [2, 3, 16])
+def test_the_welch_bound_is_met_by_a_regular_simplex_and_never_beaten(d):
+    # d + 1 vertices of a regular simplex centred at 0 are equiangular with |cos| = 1/d: the bound's equality case
+    vertices = torch.eye(d + 1, dtype=torch.float64) - 1 / (d + 1)  # in the d-dimensional plane sum(x) = 0
+    basis = torch.linalg.svd(vertices).Vh[:d]
+    simplex = vertices @ basis.T  # [d + 1, d]
+    unit = simplex / simplex.norm(dim=1, keepdim=True)
+    largest = (unit @ unit.T - torch.eye(d + 1, dtype=torch.float64)).abs().max().item()
+    assert largest == pytest.approx(1 / d) == pytest.approx(geometry.welch_bound(d + 1, d))
+    random = torch.nn.functional.normalize(torch.randn(500, 4 * d, d, generator=torch.Generator().manual_seed(d)), dim=-1)
+    cos = (random @ random.transpose(1, 2) - torch.eye(4 * d)).abs().amax((1, 2))
+    assert cos.min().item() >= geometry.welch_bound(4 * d, d)
+    assert geometry.welch_bound(20, 32) == 0.0  # as many dimensions as vectors: all orthogonal is possible
+
+
 def test_gaussian_baseline_is_exact_in_2d_and_matches_monte_carlo():
     assert geometry.gaussian_abs_cos(2) == pytest.approx(2 / math.pi)  # |cos| of a uniform angle
     x = torch.randn(4000, 2, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
