@@ -38,6 +38,10 @@ def test_every_chapter_is_in_the_pdf(pdf_text):
         title = next(line for c in cells if c["cell_type"] == "markdown" for line in "".join(c["source"]).splitlines()
                      if line.startswith("# "))[2:]
         assert flat(title) in flat(pdf_text), f"{notebook.name}: its title {title!r} is not in the PDF"
+        # numbered as on the web (01_bijection is Chapter 1), whatever pages come before it
+        number = int(notebook.name[:2])
+        assert re.search(rf"(^|\n){number} {re.escape(" ".join(title.split()[:2]))}", pdf_text), \
+            f"{notebook.name} is not chapter {number} in the PDF's contents"
 
 
 def test_the_ledger_lists_every_claim_in_words(pdf_text):
