@@ -212,10 +212,15 @@ def run_resources(profile: str, scheduler: str | None, device: torch.device) -> 
     return {"GPU": 1} if device.type == "cuda" else {"thread": 1}
 
 
+def slots(client, resources: dict[str, int]) -> int:
+    """How many runs, each asking `resources`, the cluster's workers can train at once."""
+    offered = [worker.get("resources", {}) for worker in client.scheduler_info(n_workers=-1)["workers"].values()]
+    return sum(min(have.get(name, 0) // amount for name, amount in resources.items()) for have in offered)
+
+
 def check_offered(client, resources: dict[str, int]) -> None:
     """Stop with one line if no worker of the cluster offers `resources`: its runs would wait forever."""
-    offered = [worker.get("resources", {}) for worker in client.scheduler_info(n_workers=-1)["workers"].values()]
-    if not any(all(have.get(name, 0) >= amount for name, amount in resources.items()) for have in offered):
+    if not slots(client, resources):
         wanted = ",".join(f"{name}={amount}" for name, amount in resources.items())
         raise TrainingFailed(f"train: no worker of the cluster at {client.scheduler.address} offers {wanted}; "
                              f"start workers with `dask worker ... --resources \"{wanted}\"`")
@@ -262,14 +267,23 @@ def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_fir
         resources = run_resources(profile, scheduler, device)
         check_offered(client, resources)
         print(f"training {len(missing)} runs on {address}, {'longest' if longest_first else 'shortest'} first", flush=True)
-        futures = {}
-        for cfg in missing:
+        queue, futures, pending = list(missing), {}, set()
+
+        def start_next():
+            cfg = queue.pop(0)
             if (state := checkpoint_path(cfg)).exists():  # a restarted `make train`: its workers resume from it
                 client.set_metadata(checkpoint_name(cfg), state.read_bytes())
-            futures[client.submit(_train_on_worker, cfg, checkpoint_seconds, key=f"train-{cfg.label}-{run_key(cfg)}",
-                                  resources=resources, retries=ATTEMPTS - 1, pure=False)] = cfg
-        pending = set(futures)
-        while pending:
+            future = client.submit(_train_on_worker, cfg, checkpoint_seconds, key=f"train-{cfg.label}-{run_key(cfg)}",
+                                   resources=resources, retries=ATTEMPTS - 1, pure=False)
+            futures[future] = cfg
+            pending.add(future)
+
+        while queue or pending:
+            # A run is handed out only when a worker is free to start it, so runs start in order.
+            # (Dask binds every submitted run to a worker at once, and each worker then works through
+            # its own share: a short run could start while a longer one waited behind another.)
+            while queue and len(pending) < max(1, slots(client, resources)):
+                start_next()
             try:
                 done, pending = wait(pending, timeout=MIRROR_SECONDS, return_when="FIRST_COMPLETED")
             except TimeoutError:  # Dask's wait raises where concurrent.futures' returns: nothing finished yet

@@ -34,6 +34,21 @@ def test_runs_trained_on_two_workers_equal_runs_trained_here_bit_for_bit():
     assert [cache.digest(cache.read_run(cfg).model.state_dict()) for cfg in cfgs] == [trained_here(cfg) for cfg in cfgs]
 
 
+def test_a_run_goes_to_a_worker_only_when_one_is_free_to_start_it():
+    # Dask would bind all four runs to the two workers at once, round robin, and each worker would
+    # then work through its own two: a shorter run could start while a longer one still waited
+    cfgs = seeds(0, 1, 2, 3, steps=300)
+    with cache.local_cluster(2, CPU) as address, Client(address) as client:
+        trainer = threading.Thread(target=cache.train_missing, args=(cfgs,), kwargs={"scheduler": address})
+        trainer.start()
+        handed_out = []
+        while trainer.is_alive():
+            handed_out.append(sum(len(keys) for keys in client.processing().values()))
+            time.sleep(0.02)
+    assert max(handed_out) == 2
+    assert all(cache.cached(cfg) for cfg in cfgs)
+
+
 def test_a_killed_worker_sends_its_run_to_another_which_resumes_from_the_checkpoint(monkeypatch):
     # a mirror interval far shorter than the run: training outlives many waits, as every real run does
     monkeypatch.setattr(cache, "MIRROR_SECONDS", 0.1)
