@@ -98,8 +98,8 @@ for t in (0, 1, task.K - 1):
 # Let $\alpha_t(s) = p(s_t = s \mid o_0, \dots, o_t)$, written as a row vector, for an HMM with
 # initial distribution $\pi_0$, transition matrix $T$ (rows: from) and emission matrix $E$. Then
 #
-# $$ \alpha_0 \propto \pi_0 \odot E_{\cdot, o_0}, \qquad
-#    \alpha_t \propto (\alpha_{t-1} T) \odot E_{\cdot, o_t}, $$
+# $$ \begin{aligned} \alpha_0 &\propto \pi_0 \odot E_{\cdot, o_0}, \\
+#    \alpha_t &\propto (\alpha_{t-1} T) \odot E_{\cdot, o_t}, \end{aligned} $$
 #
 # each normalised to sum to one.
 # ```
