@@ -210,25 +210,34 @@ display(Markdown(plotting.markdown_table(["claim", "quantity", "default rung", "
 # %% [markdown]
 # ## What we found
 #
-# Per claim and task, the ladder's answer so far, computed from the records above (a claim is
-# judged on its registered thresholds at every rung; `lib.ladder.reading` words it):
+# The ladder's answer so far, computed from the records above (a claim is judged on its
+# registered thresholds at every rung; `lib.ladder.reading` words it): first in one table, then
+# per claim and task.
 
 # %% tags=["hide-input"]
 for task in ("bijection", "hmm"):
     top = max(ladder.flops(runs) for runs in rungs[task].values())
     glue(f"ladder_top_share_{task}", f"{top / ladder.paper_flops(task):.0%}", display=False)
 taken_apart = {("C7", "bijection"), ("C9", "hmm")}  # the quantities that {ref}`ch-ladder-away` takes apart
-found = [f"- **{cid}**, {task}: {line}" + ("; {ref}`ch-ladder-away` takes it apart" if (cid, task) in taken_apart else "")
-         for cid, rec in records.items() for task in rec["ladder"] if (line := ladder.reading(rec, task))]
-display(Markdown("\n".join(found) or "No rung above the default is measured yet."))
+answers, found = {}, []
+for cid, rec in records.items():
+    for task in rec["ladder"]:
+        if (read := ladder.reading(rec, task)) is not None:
+            answers.setdefault(read[0], []).append(f"{cid} ({task})")
+            found.append(f"- **{cid}**, {task}: {read[1]}"
+                         + ("; {ref}`ch-ladder-away` takes it apart" if (cid, task) in taken_apart else ""))
+display(Markdown(plotting.markdown_table(["budget or claim?", "claims (task)"],
+                                         [[answer, ", ".join(answers[answer])] for answer in ladder.ANSWERS
+                                          if answer in answers]) if answers else "No rung above the default is measured yet."))
+display(Markdown("\n".join(found)))
 
 # %% [markdown]
 # Three cautions hold for every line above. Each rung above the default has one seed, and the
 # default rung's own interval shows how far seeds alone move a quantity; a single rung that
 # crosses a threshold by less than that spread is weak evidence. The trend mixes the two axes
-# (it is a line in compute, whichever way the compute was spent), so a claim that needs width,
-# as C7's near-orthogonal keys need a head dimension above 16, can look flat along a trend
-# dominated by the steps axis: read its width rungs in the figure. And the ladder's top rung
+# (it is a line in compute, whichever way the compute was spent), so a claim that needs width
+# can look flat along a trend dominated by the steps axis: read its width rungs in the figure
+# (C7's 20 keys can all be orthogonal only from 20 dimensions on, {prf:ref}`lem-welch`). And the ladder's top rung
 # has {glue:text}`ladder_top_share_bijection` of the paper's own training compute on the
 # bijection and {glue:text}`ladder_top_share_hmm` on the HMM (the vertical line in each
 # figure): "flat" means "not at these budgets", not "never".

@@ -214,12 +214,17 @@ def result_box(records: list[dict], profile: str) -> str:
             + "\n```\n")
 
 
-def reading(rec: dict, task: str) -> str | None:
-    """The ladder's answer for one claim on one task, from its record: reached on a rung above
-    the default (the default budget was too small), still out of reach with a trend toward the
-    paper (a budget effect not settled here), or out of reach with a flat or adverse trend (the
-    claim, at these sizes). The base is the task's first rung (the default; for the deep MLPs,
-    the one at the default's size). None before a rung above it is measured."""
+ANSWERS = ("holds at the default budget", "the default budget was too small", "likely the budget, not settled",
+           "the claim, at these budgets", "too few rungs to say")  # `reading`'s short answers, in this order
+
+
+def reading(rec: dict, task: str) -> tuple[str, str] | None:
+    """The ladder's answer for one claim on one task, from its record, as (one of ANSWERS, a
+    sentence): reached on a rung above the default (the default budget was too small), still out
+    of reach with a trend toward the paper (a budget effect not settled here), or out of reach
+    with a flat or adverse trend (the claim, at these sizes). The base is the task's first rung
+    (the default; for the deep MLPs, the one at the default's size). None before a rung above it
+    is measured."""
     entries, fit = rec["ladder"][task], rec["trend"][task]
     if len(entries) < 2:
         return None
@@ -229,19 +234,19 @@ def reading(rec: dict, task: str) -> str | None:
     reached = [e for e in above if e["verdict"] == "reproduced"]
     start = f"{base['verdict']} at the default budget" + ("; " if base["rung"] == "default" else f" ({base['rung']}); ")
     if highest["flops"] <= base["flops"]:
-        return start + (f"{highest['verdict']} on the schedule control (the paper's schedule at the default's length); "
-                        f"no longer or wider rung measured yet")
+        return ANSWERS[4], start + (f"{highest['verdict']} on the schedule control (the paper's schedule at the "
+                                    f"default's length); no longer or wider rung measured yet")
     if base["verdict"] == "reproduced":
-        return start + f"reproduced on {len(reached)} of the {len(above)} rungs above it, {span}"
+        return ANSWERS[0], start + f"reproduced on {len(reached)} of the {len(above)} rungs above it, {span}"
     if reached:
         first = min(reached, key=lambda e: e["flops"])
-        return start + (f"reproduced from the {first['rung']} rung on ({first['flops'] / base['flops']:.0f}x its "
-                        f"compute): the default budget was too small")
+        return ANSWERS[1], start + (f"reproduced from the {first['rung']} rung on ({first['flops'] / base['flops']:.0f}x "
+                                    f"its compute): the default budget was too small")
     if fit is None:
-        return start + f"not reproduced on any rung above it ({len(above)} measured), {span}; too few for a trend"
+        return ANSWERS[4], start + f"not reproduced on any rung above it ({len(above)} measured), {span}; too few for a trend"
     if fit["direction"] == "toward the paper":
-        return start + (f"not reproduced on any rung {span}, but the trend moves toward the paper and would "
-                        f"meet the threshold near {fit['crossing_flops']:.2g} FLOPs (the paper trained on "
-                        f"{paper_flops(task):.2g}): budget is the likelier explanation, not settled here")
-    return start + (f"not reproduced on any rung {span}, and the trend is {fit['direction']}: more training "
-                    f"compute does not bring it at these sizes")
+        return ANSWERS[2], start + (f"not reproduced on any rung {span}, but the trend moves toward the paper and would "
+                                    f"meet the threshold near {fit['crossing_flops']:.2g} FLOPs (the paper trained on "
+                                    f"{paper_flops(task):.2g}): budget is the likelier explanation, not settled here")
+    return ANSWERS[3], start + (f"not reproduced on any rung {span}, and the trend is {fit['direction']}: more training "
+                                f"compute does not bring it at these sizes")

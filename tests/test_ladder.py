@@ -91,3 +91,23 @@ def test_a_band_is_read_against_the_edge_the_top_rung_fails():
     entries = [{"flops": 10.0 ** k, "value": v} for k, v in ((10, 0.14), (11, 0.12), (12, 0.10))]  # falling to 0.087
     fit = ladder.trend(entries, "C3", "hmm")  # C3's K=50 error must lie in [0.0097, 0.087]
     assert fit["direction"] == "toward the paper" and 1e12 < fit["crossing_flops"]
+
+
+def test_the_ladders_answer_per_claim():
+    def rec(*verdicts, direction=None):
+        entries = [{"rung": "default" if i == 0 else f"rung {i}", "flops": 10.0 ** (10 + i), "verdict": v}
+                   for i, v in enumerate(verdicts)]
+        fit = None if direction is None else {"direction": direction, "crossing_flops": 1e15}
+        return {"ladder": {"bijection": entries}, "trend": {"bijection": fit}}
+
+    def answer(*verdicts, direction=None):
+        return ladder.reading(rec(*verdicts, direction=direction), "bijection")[0]
+
+    assert ladder.reading(rec("partly reproduced"), "bijection") is None  # nothing above the default yet
+    assert answer("reproduced", "reproduced", "partly reproduced", direction="flat") == "holds at the default budget"
+    assert answer("not reproduced", "partly reproduced", "reproduced", direction="flat") == \
+        "the default budget was too small"
+    assert answer("not reproduced", "not reproduced", "not reproduced", direction="toward the paper") == \
+        "likely the budget, not settled"
+    assert answer("not reproduced", "not reproduced", "not reproduced", direction="away") == "the claim, at these budgets"
+    assert answer("not reproduced", "not reproduced") == "too few rungs to say"
