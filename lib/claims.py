@@ -775,15 +775,16 @@ def load_records(folder=None) -> list[dict]:
 
 def ladder_lines(rec: dict) -> list[str]:
     """The compute ladder beside a default verdict: per task, the verdict on its top rung
-    measured so far and the trend's direction (none before a rung above the default is measured)."""
+    measured so far, the trend's direction and the ladder's short answer, budget or claim
+    (none before a rung above the default is measured)."""
     from lib import ladder  # imported here: lib.ladder reads records through this module
     lines = []
     for task, entries in rec.get("ladder", {}).items():
-        if len(entries) > 1:
+        if (read := ladder.reading(rec, task)) is not None:
             top, fit = ladder.top(entries), rec["trend"][task]
             seeds = "one seed" if top["seeds"] == 1 else f"{top['seeds']} seeds"
-            lines.append(f"{task}, top rung ({top['rung']}, {seeds}): {top['verdict']}"
-                         + (f"; trend {fit['direction']}" if fit else ""))
+            lines.append(f"{task}: **{read[0]}**; top rung ({top['rung']}, {seeds}) {top['verdict']}"
+                         + (f", trend {fit['direction']}" if fit else ""))
     return lines
 
 
@@ -806,16 +807,19 @@ def ledger_markdown(records: list[dict], level: int = 2) -> str:
         group = [r for r in records if r["id"].startswith(prefix)]
         if not group:
             continue
+        climbed = any(ladder_lines(r) for r in group)  # a column for the compute ladder where it has rungs
         rows = [[f"**{r['id']}** {badge(r['verdict'])}<br>{r['title']}", label("paper") + paper_value(r["paper"]),
-                 label("ours") + ours_text(r, between="<br><small>", sep="</small><br>") + "</small>"
-                 + "".join(f"<br><small>{line}</small>" for line in ladder_lines(r)),
+                 label("ours") + ours_text(r, between="<br><small>", sep="</small><br>") + "</small>",
+                 *([(label("compute ladder") if ladder_lines(r) else "")
+                    + "<br>".join(f"<small>{line}</small>" for line in ladder_lines(r))] if climbed else []),
                  label("what fails") + failing(r, sep="<br>")] for r in group]
         # The PDF (LaTeX drops the table's HTML line breaks and labels) lists the same in words.
         items = [f"- **{r['id']}** {badge(r['verdict'])} {r['title']}. Paper: {paper_value(r['paper'])}. Ours: "
                  f"{ours_text(r)}" + "".join(f"; {line}" for line in ladder_lines(r)) + f". What fails: {failing(r)}."
                  for r in group]
         lines += [f"{'#' * level} {heading}", "", "::::{only} html", ":::{div} ledger-table",
-                  markdown_table(["claim", "paper", "ours", "what fails"], rows), ":::", "::::", "",
+                  markdown_table(["claim", "paper", "ours", *(["compute ladder"] if climbed else []), "what fails"], rows),
+                  ":::", "::::", "",
                   "::::{only} latex", *items, "::::", ""]
         for r in group:
             chapter = r["chapter"].removeprefix("book/").removesuffix(".ipynb")
