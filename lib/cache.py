@@ -17,6 +17,7 @@ import dataclasses
 import fcntl
 import hashlib
 import importlib
+import io
 import json
 import os
 import tempfile
@@ -267,7 +268,7 @@ def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_fir
         resources = run_resources(profile, scheduler, device)
         check_offered(client, resources)
         print(f"training {len(missing)} runs on {address}, {'longest' if longest_first else 'shortest'} first", flush=True)
-        queue, futures, pending = list(missing), {}, set()
+        queue, futures, pending, mirrored = list(missing), {}, set(), {}
 
         def start_next():
             cfg = queue.pop(0)
@@ -288,7 +289,7 @@ def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_fir
                 done, pending = wait(pending, timeout=MIRROR_SECONDS, return_when="FIRST_COMPLETED")
             except TimeoutError:  # Dask's wait raises where concurrent.futures' returns: nothing finished yet
                 done = set()
-            _mirror_checkpoints(client, [futures[f] for f in pending])
+            _mirror_checkpoints(client, [futures[f] for f in pending], mirrored)
             for future in done:
                 cfg = futures[future]
                 if future.status != "finished":
@@ -298,7 +299,7 @@ def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_fir
                 atomic_save(saved, run_path(cfg))
                 checkpoint_path(cfg).unlink(missing_ok=True)
                 client.set_metadata(checkpoint_name(cfg), None)
-                print(f"  {cfg.label}: trained in {saved['train_seconds'] / 60:.1f} min", flush=True)
+                print(f"  {described(cfg)}: trained in {saved['train_seconds'] / 60:.1f} min", flush=True)
 
 
 def checkpoint_name(cfg: RunConfig) -> list[str]:
@@ -306,12 +307,23 @@ def checkpoint_name(cfg: RunConfig) -> list[str]:
     return ["checkpoint", run_path(cfg).stem]
 
 
-def _mirror_checkpoints(client, cfgs: list[RunConfig]) -> None:
+def _mirror_checkpoints(client, cfgs: list[RunConfig], mirrored: dict) -> None:
     """Copy the newest published checkpoint of each run to this machine's checkpoint folder, so
-    that a restarted `make train` resumes them even on a new cluster."""
+    that a restarted `make train` resumes them even on a new cluster, and say how far the run has
+    got. `mirrored` ({cfg: digest}) remembers what was copied, so an unchanged one is not copied again."""
     for cfg in cfgs:
-        if (state := client.get_metadata(checkpoint_name(cfg), None)) is not None:  # None: nothing published yet
-            atomic_save(state, checkpoint_path(cfg))
+        state = client.get_metadata(checkpoint_name(cfg), None)  # None: nothing published yet
+        if state is None or mirrored.get(cfg) == (digest := hashlib.sha256(state).digest()):
+            continue
+        atomic_save(state, checkpoint_path(cfg))
+        mirrored[cfg] = digest
+        step = torch.load(io.BytesIO(state), map_location="cpu", weights_only=True)["step"]
+        print(f"  {described(cfg)}: at step {step:,} ({step / cfg.train.steps:.0%}), checkpointed", flush=True)
+
+
+def described(cfg: RunConfig) -> str:
+    """A run's label with what tells apart runs of one label (the ladder's rungs)."""
+    return f"{cfg.label} (d{cfg.model.d_model} x {cfg.model.n_layers}, {cfg.train.steps:,} steps)"
 
 
 def _train_on_worker(cfg: RunConfig, checkpoint_seconds: float | None) -> dict:

@@ -49,7 +49,7 @@ def test_a_run_goes_to_a_worker_only_when_one_is_free_to_start_it():
     assert all(cache.cached(cfg) for cfg in cfgs)
 
 
-def test_a_killed_worker_sends_its_run_to_another_which_resumes_from_the_checkpoint(monkeypatch):
+def test_a_killed_worker_sends_its_run_to_another_which_resumes_from_the_checkpoint(monkeypatch, capsys):
     # a mirror interval far shorter than the run: training outlives many waits, as every real run does
     monkeypatch.setattr(cache, "MIRROR_SECONDS", 0.1)
     cfg, = seeds(0, steps=2000, eval_every=250)
@@ -73,6 +73,10 @@ def test_a_killed_worker_sends_its_run_to_another_which_resumes_from_the_checkpo
     assert len(resumed) == 1 and resumed[0].startswith(f"{cfg.label} resumed at step "), resumed
     assert 150 <= int(resumed[0].split()[-1]) < 2000
     assert not cache.checkpoint_path(cfg).exists()  # the client's mirror is deleted once the run is saved
+    progress = [line for line in capsys.readouterr().out.splitlines() if "checkpointed" in line]
+    assert progress and all(line.startswith(f"  {cache.described(cfg)}: at step ") for line in progress)
+    steps = [int(line.split("at step ")[1].split()[0].replace(",", "")) for line in progress]
+    assert len(set(steps)) == len(steps)  # each checkpoint is mirrored, and reported, once
     assert cache.digest(cache.read_run(cfg).model.state_dict()) == trained_here(cfg)
 
 
