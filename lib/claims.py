@@ -807,15 +807,16 @@ def ledger_markdown(records: list[dict], level: int = 2) -> str:
         group = [r for r in records if r["id"].startswith(prefix)]
         if not group:
             continue
-        climbed = any(ladder_lines(r) for r in group)  # a column for the compute ladder where it has rungs
+        climbs = {r["id"]: ladder_lines(r) for r in group}
+        climbed = any(climbs.values())  # a column for the compute ladder where it has rungs
         rows = [[f"**{r['id']}** {badge(r['verdict'])}<br>{r['title']}", label("paper") + paper_value(r["paper"]),
                  label("ours") + ours_text(r, between="<br><small>", sep="</small><br>") + "</small>",
-                 *([(label("compute ladder") if ladder_lines(r) else "")
-                    + "<br>".join(f"<small>{line}</small>" for line in ladder_lines(r))] if climbed else []),
+                 *([(label("compute ladder") if climbs[r["id"]] else "")
+                    + "<br>".join(f"<small>{line}</small>" for line in climbs[r["id"]])] if climbed else []),
                  label("what fails") + failing(r, sep="<br>")] for r in group]
         # The PDF (LaTeX drops the table's HTML line breaks and labels) lists the same in words.
         items = [f"- **{r['id']}** {badge(r['verdict'])} {r['title']}. Paper: {paper_value(r['paper'])}. Ours: "
-                 f"{ours_text(r)}" + "".join(f"; {line}" for line in ladder_lines(r)) + f". What fails: {failing(r)}."
+                 f"{ours_text(r)}" + "".join(f"; {line}" for line in climbs[r["id"]]) + f". What fails: {failing(r)}."
                  for r in group]
         lines += [f"{'#' * level} {heading}", "", "::::{only} html", ":::{div} ledger-table",
                   markdown_table(["claim", "paper", "ours", *(["compute ladder"] if climbed else []), "what fails"], rows),
