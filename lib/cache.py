@@ -273,7 +273,10 @@ def train_missing(cfgs: list[RunConfig], workers: int | None = None, longest_fir
         def start_next():
             cfg = queue.pop(0)
             if (state := checkpoint_path(cfg)).exists():  # a restarted `make train`: its workers resume from it
-                client.set_metadata(checkpoint_name(cfg), state.read_bytes())
+                state = state.read_bytes()
+                client.set_metadata(checkpoint_name(cfg), state)
+                mirrored[cfg] = hashlib.sha256(state).digest()  # already here: neither copied back nor reported
+                print(f"  {described(cfg)}: resumes at step {checkpoint_step(state):,}", flush=True)
             future = client.submit(_train_on_worker, cfg, checkpoint_seconds, key=f"train-{cfg.label}-{run_key(cfg)}",
                                    resources=resources, retries=ATTEMPTS - 1, pure=False)
             futures[future] = cfg
@@ -317,8 +320,13 @@ def _mirror_checkpoints(client, cfgs: list[RunConfig], mirrored: dict) -> None:
             continue
         atomic_save(state, checkpoint_path(cfg))
         mirrored[cfg] = digest
-        step = torch.load(io.BytesIO(state), map_location="cpu", weights_only=True)["step"]
+        step = checkpoint_step(state)
         print(f"  {described(cfg)}: at step {step:,} ({step / cfg.train.steps:.0%}), checkpointed", flush=True)
+
+
+def checkpoint_step(state: bytes) -> int:
+    """The step a checkpoint's bytes were saved at."""
+    return torch.load(io.BytesIO(state), map_location="cpu", weights_only=True)["step"]
 
 
 def described(cfg: RunConfig) -> str:

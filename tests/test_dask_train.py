@@ -2,7 +2,6 @@
 run resumes elsewhere from its last checkpoint, a run that keeps failing stops training by name,
 and each run goes only to a worker that has the resources it asks for."""
 import dataclasses
-import io
 import os
 import signal
 import subprocess
@@ -59,7 +58,7 @@ def test_a_killed_worker_sends_its_run_to_another_which_resumes_from_the_checkpo
         trainer.start()
         deadline = time.time() + 120
         while (state := client.get_metadata(cache.checkpoint_name(cfg), None)) is None \
-                or torch.load(io.BytesIO(state), weights_only=True)["step"] < 150:
+                or cache.checkpoint_step(state) < 150:
             assert time.time() < deadline and trainer.is_alive()
             time.sleep(0.1)
         while not cache.checkpoint_path(cfg).exists():  # mirrored to this machine while the run trains
@@ -77,6 +76,27 @@ def test_a_killed_worker_sends_its_run_to_another_which_resumes_from_the_checkpo
     assert progress and all(line.startswith(f"  {cache.described(cfg)}: at step ") for line in progress)
     steps = [int(line.split("at step ")[1].split()[0].replace(",", "")) for line in progress]
     assert len(set(steps)) == len(steps)  # each checkpoint is mirrored, and reported, once
+    assert cache.digest(cache.read_run(cfg).model.state_dict()) == trained_here(cfg)
+
+
+class Stopped(Exception):
+    pass
+
+
+def test_a_restarted_train_says_where_each_run_resumes_and_does_not_report_that_checkpoint_again(capsys):
+    cfg, = seeds(0, steps=600, eval_every=200)
+    checkpoint = cache.checkpoint_path(cfg)
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+
+    def stop(_):  # the first checkpoint, as a killed `make train` leaves it
+        raise Stopped
+    with pytest.raises(Stopped):
+        train.train(cfg, progress=False, checkpoint=checkpoint, on_checkpoint=stop, checkpoint_seconds=0.0)
+    step = cache.checkpoint_step(checkpoint.read_bytes())
+    cache.train_missing([cfg], workers=2)
+    out = capsys.readouterr().out.splitlines()
+    assert f"  {cache.described(cfg)}: resumes at step {step:,}" in out
+    assert not [line for line in out if f"at step {step:,} " in line], out
     assert cache.digest(cache.read_run(cfg).model.state_dict()) == trained_here(cfg)
 
 
