@@ -818,7 +818,7 @@ def ledger_markdown(records: list[dict], level: int = 2) -> str:
         items = [f"- **{r['id']}** {badge(r['verdict'])} {r['title']}. Paper: {paper_value(r['paper'])}. Ours: "
                  f"{ours_text(r)}" + "".join(f"; {line}" for line in climbs[r["id"]]) + f". What fails: {failing(r)}."
                  for r in group]
-        lines += [f"{'#' * level} {heading}", "", "::::{only} html", ":::{div} ledger-table",
+        lines += [f"{'#' * level} {heading}", "", "::::{only} html", f":::{{div}} ledger-table full-width{' climbed' if climbed else ''}",
                   markdown_table(["claim", "paper", "ours", *(["compute ladder"] if climbed else []), "what fails"], rows),
                   ":::", "::::", "",
                   "::::{only} latex", *items, "::::", ""]
