@@ -12,6 +12,12 @@ ours on the other core, model by model, so both see the same machine. A model's 
 `lib.train.training_step` (compiled where `train` compiles, so the first step's extra time is
 the compilation); seeds do not change the speed, so a model is timed once.
 
+    python scripts/bench.py --baseline REV --only lstm --alternate 3
+
+times only the models whose label contains "lstm", ours and the baseline's one after the other
+(3 times each, the median kept) on an otherwise idle machine: for a model whose speed-up moves
+with what runs on the other core. Such a partial bench is printed, not written.
+
     python scripts/bench.py --dispatch REV [--repeats 3]
 
 times `make train` itself instead: every chapter's smoke runs trained from an empty cache by
@@ -179,6 +185,18 @@ def compare_dispatch(rev: str, repeats: int) -> dict:
                for name, ts in (("ours", times["ours"]), ("rev", times[rev]))}}
 
 
+def side_by_side(cfg, seconds: float, base: Path, alternate: int, pool) -> tuple[dict, dict]:
+    """Our timing of one model and the baseline's: at the same time on two cores, or with
+    `alternate` > 0, one after the other that many times each (the median run of each)."""
+    if not alternate:
+        return tuple(pool.map(lambda root: time_in_process(cfg, seconds, root), [None, base]))
+    timings = {None: [], base: []}
+    for _ in range(alternate):
+        for root, timed in timings.items():
+            timed.append(time_in_process(cfg, seconds, root))
+    return tuple(sorted(timed, key=lambda t: t["steps_per_s"])[(alternate - 1) // 2] for timed in timings.values())
+
+
 def speed_key(cfg):
     """What the speed depends on: the run without its seed and snapshot schedule."""
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0, snapshots=()))
@@ -242,11 +260,16 @@ def main():
     parser.add_argument("--profile", default="default", choices=("smoke", "default", "paper"))
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per model")
     parser.add_argument("--baseline", help="a git revision whose code is timed beside ours, model by model")
+    parser.add_argument("--only", metavar="TEXT", help="time only the models whose label contains TEXT (printed, not written)")
+    parser.add_argument("--alternate", type=int, default=0, metavar="R",
+                        help="with --baseline: ours and the baseline's one after the other, R times each (default: at once)")
     parser.add_argument("--dispatch", metavar="REV",
                         help="instead: time make train on the smoke runs, ours against REV's (alternately)")
     parser.add_argument("--repeats", type=int, default=3, help="with --dispatch: timings of each")
     parser.add_argument("--time-one", help=argparse.SUPPRESS)  # a worker: time one run config (JSON)
     args = parser.parse_args()
+    if args.alternate < 0 or (args.alternate and not args.baseline):
+        parser.error("--alternate takes a whole number of repeats, and a --baseline to alternate with")
     if args.time_one:
         print(json.dumps(time_steps(json.loads(args.time_one), args.seconds)))
         return
@@ -263,19 +286,25 @@ def main():
     from lib import cache, paths, profiles
     by_chapter = {n: cache.training_order(cfgs) for n, cfgs in profiles.runs_by_chapter(args.profile).items() if cfgs}
     every = [speed_key(cfg) for cfgs in by_chapter.values() for cfg in cfgs]
-    distinct = list(dict.fromkeys(every))
+    distinct = [cfg for cfg in dict.fromkeys(every) if args.only is None or args.only in describe(cfg)]
+    if not distinct:
+        parser.error(f"--only {args.only!r}: no model's label contains it")
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(2) as pool:
         base = extract(args.baseline, Path(tmp)) if args.baseline else None
         print(f"timing {len(distinct)} models for {args.seconds:.0f} s each"
-              + (f", beside the same under {args.baseline}" if base else ", two at a time"), flush=True)
+              + (f", beside the same under {args.baseline}" if base else ", two at a time")
+              + (f", one after the other, {args.alternate} times each" if args.alternate else ""), flush=True)
         speeds = {}
-        if base:  # ours and the baseline's at the same time, model by model
+        if base:  # ours and the baseline's, model by model
             for cfg in distinct:
-                ours, theirs = pool.map(lambda root: time_in_process(cfg, args.seconds, root), [None, base])
+                ours, theirs = side_by_side(cfg, args.seconds, base, args.alternate, pool)
                 speeds[cfg] = {**ours, "baseline": theirs}
-                print(f"  {describe(cfg)}: {ours['steps_per_s']} steps/s, baseline {theirs['steps_per_s']}", flush=True)
+                print(f"  {describe(cfg)}: {ours['steps_per_s']} steps/s, baseline {theirs['steps_per_s']} "
+                      f"({ours['steps_per_s'] / theirs['steps_per_s']:.2f}x)", flush=True)
         else:
             speeds = dict(zip(distinct, pool.map(lambda cfg: time_in_process(cfg, args.seconds, None), distinct)))
+    if args.only is not None:  # a partial bench: the chapters' costs need every model
+        return
     chapters = []
     for number, cfgs in by_chapter.items():
         minutes = [speeds[speed_key(cfg)]["minutes_per_run"] for cfg in cfgs]

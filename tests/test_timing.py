@@ -85,6 +85,19 @@ def test_the_bench_breakdown_finds_the_products_and_the_attention():
     assert attention["attention_share"] > 0.5 and attention["matmul_share"] < 0.5
 
 
+def test_alternating_bench_times_ours_and_the_baselines_one_after_the_other_and_keeps_each_median(monkeypatch):
+    bench, order = load_script("bench"), []
+    speeds = {None: iter([9.0, 5.0, 7.0]), "base": iter([1.0, 3.0, 2.0])}
+
+    def timed(cfg, seconds, root):
+        order.append(root)
+        return {"steps_per_s": next(speeds[root])}
+    monkeypatch.setattr(bench, "time_in_process", timed)
+    ours, theirs = bench.side_by_side("cfg", 1.0, "base", 3, pool=None)
+    assert order == [None, "base"] * 3  # never both at once: no pool is needed
+    assert (ours["steps_per_s"], theirs["steps_per_s"]) == (7.0, 2.0)
+
+
 def test_make_train_asks_for_every_run_of_the_chosen_chapters(monkeypatch):
     trainer, asked = load_script("train"), []
     monkeypatch.setattr(trainer.cache, "train_missing", lambda cfgs, profile: asked.append((cfgs, profile)))
