@@ -219,16 +219,13 @@ for task in ("bijection", "hmm"):
     top = max(ladder.flops(runs) for runs in rungs[task].values())
     glue(f"ladder_top_share_{task}", f"{top / ladder.paper_flops(task):.0%}", display=False)
 taken_apart = {("C7", "bijection"), ("C9", "hmm")}  # the quantities that {ref}`ch-ladder-away` takes apart
-answers, found = {}, []
+found = []
 for cid, rec in records.items():
     for task in rec["ladder"]:
         if (read := ladder.reading(rec, task)) is not None:
-            answers.setdefault(read[0], []).append(f"{cid} ({task})")
             found.append(f"- **{cid}**, {task}: {read[1]}"
                          + ("; {ref}`ch-ladder-away` takes it apart" if (cid, task) in taken_apart else ""))
-display(Markdown(plotting.markdown_table(["budget or claim?", "claims (task)"],
-                                         [[answer, ", ".join(answers[answer])] for answer in ladder.ANSWERS
-                                          if answer in answers]) if answers else "No rung above the default is measured yet."))
+display(Markdown(ladder.answers_table(records.values())))
 display(Markdown("\n".join(found)))
 
 # %% [markdown]

@@ -788,6 +788,31 @@ def ladder_lines(rec: dict) -> list[str]:
     return lines
 
 
+def listed(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return " and ".join(filter(None, [", ".join(items[:-1]), *items[-1:]]))
+
+
+def findings_markdown(records: list[dict]) -> str:
+    """What the book has found so far, for its first page: per paper, how many claims reached
+    each verdict, and the compute ladder's answer, budget or claim, per wind-tunnel claim."""
+    from lib import ladder  # imported here: lib.ladder reads records through this module
+    rows = [[heading, len(group), *(sum(r["verdict"] == v for r in group) for v in VERDICTS)]
+            for prefix, heading in PAPERS.items() if (group := [r for r in records if r["id"].startswith(prefix)])]
+    text = markdown_table(["paper", "claims measured", *VERDICTS], rows) + "\n"
+    if reach := ladder.reach(records):
+        names = {"bijection": "bijection", "hmm": "HMM", "mlp": "deep flat MLPs"}
+        default = {t: e[0]["flops"] for r in records for t, e in r.get("ladder", {}).items() if e and t != "mlp"}
+        shares = [f"1/{ladder.paper_flops(t) / flops:.0f} ({names[t]})" for t, flops in default.items()]
+        reached = [f"{x:.0f}x ({names[t]})" for t, x in reach.items()]
+        text += (f"\nThe default runs have {listed(shares)} of the paper's training compute. "
+                 "Whether a failure is the budget's or the claim's, the compute ladder ({ref}`ch-ladder`) measures: "
+                 f"it retrains the wind tunnels' models longer and wider, up to {listed(reached)} the default's "
+                 "compute, and gives each claim one of these answers:\n\n"
+                 + ladder.answers_table(records) + "\n")
+    return text
+
+
 def label(text: str) -> str:
     """A cell's column name, shown only where the ledger's rows stack on a narrow screen (book.css)."""
     return f'<span class="cell-label">{text}: </span>'

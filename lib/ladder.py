@@ -17,6 +17,7 @@ import scipy.stats
 import torch
 
 from lib import claims, profiles, stats, train
+from lib.plotting import markdown_table
 
 # The conditions each claim is judged on at a rung of each task; the first is the one plotted
 # and fitted. A rung of the bijection changes the bijection's quantities only (and likewise for
@@ -212,6 +213,35 @@ def result_box(records: list[dict], profile: str) -> str:
         lines.append(f"- **{rec['id']}** {verdict} at the default budget" + (beyond or "; no rung above it measured yet"))
     return (f"```{{admonition}} The ladder so far ({profile} profile)\n:class: result-box\n\n" + "\n".join(lines)
             + "\n```\n")
+
+
+def answers(records) -> dict[str, list[str]]:
+    """{short answer: ["C1 (bijection)", ...]}: which claim and task get each of ANSWERS, in
+    that order, from records with ladder fields (those with no rung above the default: none)."""
+    given = {}
+    for rec in records:
+        for task in rec.get("ladder", {}):
+            if (read := reading(rec, task)) is not None:
+                given.setdefault(read[0], []).append(f"{rec['id']} ({task})")
+    return {answer: given[answer] for answer in ANSWERS if answer in given}
+
+
+def answers_table(records) -> str:
+    """`answers` as a Markdown table, "budget or claim?" against the claims given each answer."""
+    given = answers(records)
+    if not given:
+        return "No rung above the default is measured yet."
+    return markdown_table(["budget or claim?", "claims (task)"], [[a, ", ".join(c)] for a, c in given.items()])
+
+
+def reach(records) -> dict[str, float]:
+    """{task: the most training compute a measured rung has, as a multiple of the task's first rung}."""
+    out = {}
+    for rec in records:
+        for task, entries in rec.get("ladder", {}).items():
+            if len(entries) > 1:
+                out[task] = max(out.get(task, 0.0), top(entries)["flops"] / entries[0]["flops"])
+    return out
 
 
 ANSWERS = ("holds at the default budget", "the default budget was too small", "likely the budget, not settled",

@@ -1,5 +1,6 @@
 """Write book/ledger.md, the claims ledger and the execution report, from data/claims/*.json
-and the chapters' executed notebooks (run by `make book`).
+and the chapters' executed notebooks, and the first page's summary of the findings,
+book/_generated/findings.md (run by `make book`).
 
 Nothing on the page is typed by hand: the counts, numbers and verdicts come from the claim
 records that the chapters' runs wrote, the times from the papermill metadata of each notebook.
@@ -125,4 +126,7 @@ if __name__ == "__main__":
     paper_section = f"\n## Under the paper profile\n\n{claims.ledger_markdown(paper, level=3)}" if paper else ""
     out.write_text(HEADER + claims.ledger_markdown(claims.load_records()) + paper_section
                    + execution_report() + bench_section() + timings())
-    print(f"wrote {out.relative_to(paths.ROOT)}")
+    findings = paths.ROOT / "book" / "_generated" / "findings.md"  # included by intro.md
+    findings.parent.mkdir(exist_ok=True)
+    findings.write_text(claims.findings_markdown(claims.load_records()))
+    print(f"wrote {out.relative_to(paths.ROOT)} and {findings.relative_to(paths.ROOT)}")

@@ -113,3 +113,23 @@ def test_the_ladders_answer_per_claim():
         "likely the budget, not settled"
     assert answer("not reproduced", "not reproduced", "not reproduced", direction="away") == "the claim, at these budgets"
     assert answer("not reproduced", "not reproduced") == "too few rungs to say"
+
+
+def test_the_first_page_counts_verdicts_per_paper_and_groups_claims_by_the_ladders_answer(claims_here):
+    names = [n for n in profiles.ladder("smoke")["bijection"] if n != "default"]
+    g3 = claims.record("G3", {"slope_over_eta": 1.0}, "smoke", seeds=1, ci95=(1, 1), details={})
+    assert "compute ladder" not in claims.findings_markdown([c7(0.35, seeds=2), g3])  # no rung measured yet
+    for i, name in enumerate(names):
+        c7(0.3 - 0.1 * i, rung=f"bijection: {name}")
+    default = c7(0.35, seeds=2)
+    text = claims.findings_markdown([default, g3])
+    assert f"| {claims.PAPERS['C']} | 1 | 0 | 1 | 0 |" in text and f"| {claims.PAPERS['G']} | 1 | " in text
+    assert "| the default budget was too small | C7 (bijection) |" in text
+    entries = default["ladder"]["bijection"]
+    assert ladder.reach([default]) == {"bijection": pytest.approx(entries[-1]["flops"] / entries[0]["flops"])}
+    assert f"up to {entries[-1]['flops'] / entries[0]['flops']:.0f}x (bijection) the default's compute" in text
+    assert f"1/{ladder.paper_flops('bijection') / entries[0]['flops']:.0f} (bijection)" in text
+
+
+def test_a_list_in_words():
+    assert [claims.listed(items) for items in ([], ["a"], ["a", "b"], ["a", "b", "c"])] == ["", "a", "a and b", "a, b and c"]
