@@ -25,8 +25,9 @@
 # ## Overview
 #
 # Most wind-tunnel claims of Paper I are "partly" or "not reproduced" at the default budget,
-# and that budget is small: the default bijection transformer trains on about 1/850 of the
-# paper's training compute, the HMM transformer on about 1/600. A reader cannot tell from one
+# and that budget is small: the default bijection transformer trains on
+# {glue:text}`ladder_default_share_bijection` of the paper's training compute, the HMM
+# transformer on {glue:text}`ladder_default_share_hmm`. A reader cannot tell from one
 # budget whether a claim fails or the budget is too small. This chapter measures it.
 #
 # Training compute is counted the usual way, $C = 6\,N\,D$ FLOPs for a model of $N$ parameters
@@ -218,6 +219,8 @@ display(Markdown(plotting.markdown_table(["claim", "quantity", "default rung", "
 for task in ("bijection", "hmm"):
     top = max(ladder.flops(runs) for runs in rungs[task].values())
     glue(f"ladder_top_share_{task}", f"{top / ladder.paper_flops(task):.0%}", display=False)
+    glue(f"ladder_default_share_{task}", f"1/{ladder.paper_flops(task) / ladder.flops(rungs[task]['default']):.0f}",
+         display=False)
 taken_apart = {("C7", "bijection"), ("C9", "hmm")}  # the quantities that {ref}`ch-ladder-away` takes apart
 found = []
 for cid, rec in records.items():
