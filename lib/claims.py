@@ -797,9 +797,11 @@ def findings_markdown(records: list[dict]) -> str:
     """What the book has found so far, for its first page: per paper, how many claims reached
     each verdict, and the compute ladder's answer, budget or claim, per wind-tunnel claim."""
     from lib import ladder  # imported here: lib.ladder reads records through this module
-    rows = [[heading, len(group), *(sum(r["verdict"] == v for r in group) for v in VERDICTS)]
-            for prefix, heading in PAPERS.items() if (group := [r for r in records if r["id"].startswith(prefix)])]
-    text = markdown_table(["paper", "claims measured", *VERDICTS], rows) + "\n"
+    groups = {heading.split(":")[0]: group for prefix, heading in PAPERS.items()
+              if (group := [r for r in records if r["id"].startswith(prefix)])}  # "Paper I": its records
+    rows = [["claims measured", *(len(group) for group in groups.values())],
+            *([badge(v), *(sum(r["verdict"] == v for r in group) for group in groups.values())] for v in VERDICTS)]
+    text = markdown_table(["", *groups], rows) + "\n"  # a column per paper: narrow enough for a phone
     if reach := ladder.reach(records):
         names = {"bijection": "bijection", "hmm": "HMM", "mlp": "deep flat MLPs"}
         default = {t: e[0]["flops"] for r in records for t, e in r.get("ladder", {}).items() if e and t != "mlp"}

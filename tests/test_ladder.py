@@ -123,7 +123,8 @@ def test_the_first_page_counts_verdicts_per_paper_and_groups_claims_by_the_ladde
         c7(0.3 - 0.1 * i, rung=f"bijection: {name}")
     default = c7(0.35, seeds=2)
     text = claims.findings_markdown([default, g3])
-    assert f"| {claims.PAPERS['C']} | 1 | 0 | 1 | 0 |" in text and f"| {claims.PAPERS['G']} | 1 | " in text
+    assert text.startswith("|  | Paper I | Paper II |") and "| claims measured | 1 | 1 |" in text
+    assert f"| {claims.badge('partly reproduced')} | 1 | " in text and f"| {claims.badge('not reproduced')} | 0 | " in text
     assert "| the default budget was too small | C7 (bijection) |" in text
     entries = default["ladder"]["bijection"]
     assert ladder.reach([default]) == {"bijection": pytest.approx(entries[-1]["flops"] / entries[0]["flops"])}
