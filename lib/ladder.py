@@ -272,11 +272,16 @@ def reading(rec: dict, task: str) -> tuple[str, str] | None:
         first = min(reached, key=lambda e: e["flops"])
         return ANSWERS[1], start + (f"reproduced from the {first['rung']} rung on ({first['flops'] / base['flops']:.0f}x "
                                     f"its compute): the default budget was too small")
+    # A claim not reproduced at the default may come nearer higher up: say where, since "reproduced on no rung" hides it.
+    partly = [e["rung"] for e in above if e["verdict"] == "partly reproduced"] if base["verdict"] == "not reproduced" else []
+    nowhere = f"reproduced on no rung {span}" + (
+        f" (partly reproduced on the {claims.listed(partly)} rung{'s' if len(partly) > 1 else ''})" if partly else "")
     if fit is None:
-        return ANSWERS[4], start + f"not reproduced on any rung above it ({len(above)} measured), {span}; too few for a trend"
+        return ANSWERS[4], start + f"{nowhere}; {len(above)} rungs measured, too few for a trend"
     if fit["direction"] == "toward the paper":
-        return ANSWERS[2], start + (f"not reproduced on any rung {span}, but the trend moves toward the paper and would "
-                                    f"meet the threshold near {fit['crossing_flops']:.2g} FLOPs (the paper trained on "
-                                    f"{paper_flops(task):.2g}): budget is the likelier explanation, not settled here")
-    return ANSWERS[3], start + (f"not reproduced on any rung {span}, and the trend is {fit['direction']}: more training "
-                                f"compute does not bring it at these sizes")
+        return ANSWERS[2], start + (f"{nowhere}, but the trend moves toward the paper and would meet the threshold near "
+                                    f"{fit['crossing_flops']:.2g} FLOPs (the paper trained on {paper_flops(task):.2g}): "
+                                    "budget is the likelier explanation, not settled here")
+    return ANSWERS[3], start + (f"{nowhere}, and the trend is " + (
+        "flat (its interval holds zero): these budgets show no steady move toward the paper" if fit["direction"] == "flat"
+        else "away: more training compute moves it away from the paper at these sizes"))

@@ -113,6 +113,10 @@ def test_the_ladders_answer_per_claim():
         "likely the budget, not settled"
     assert answer("not reproduced", "not reproduced", "not reproduced", direction="away") == "the claim, at these budgets"
     assert answer("not reproduced", "not reproduced") == "too few rungs to say"
+    nearer = ladder.reading(rec("not reproduced", "partly reproduced", "not reproduced", direction="flat"), "bijection")
+    assert nearer[0] == "the claim, at these budgets"
+    assert "reproduced on no rung up to 100x its compute (partly reproduced on the rung 1 rung)" in nearer[1]
+    assert "(its interval holds zero)" in nearer[1]
 
 
 def test_the_first_page_counts_verdicts_per_paper_and_groups_claims_by_the_ladders_answer(claims_here):
