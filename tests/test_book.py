@@ -7,7 +7,8 @@ temporary folder) and checks that:
 - no page loads anything from a CDN: maths, theme and search must work with no network;
 - the MathJax <script> points at the vendored copy, and that file is in the output;
 - served on 127.0.0.1 and opened in headless Chromium (Debian's `chromium`), every page
-  typesets its maths, every figure loads, no table is wider than its column at 1280 px,
+  typesets its maths, every figure loads, no table is wider than its column at 1280 px, no
+  figure's smallest text is below 9 px at 1280 or 390 px,
   search finds a chapter, and no request leaves the machine. Screenshots go to _build/screenshots.
 - `make dist`'s zip of it, unzipped, opens through file:// with no server: maths and search work.
 Takes under a minute: notebooks are not executed (execute_notebooks: "off").
@@ -192,6 +193,8 @@ def test_book_in_a_browser(build) -> None:
                     "els => els.filter(e => e.offsetParent && e.scrollWidth > e.clientWidth + 1)"
                     ".map(e => e.innerText.slice(0, 80))")
                 assert not scrolling, f"{name} at {width} px: code or output scrolls sideways: {scrolling}"
+                small = [(src, round(px, 1)) for src, px in figure_text_px(page) if px < 9]
+                assert not small, f"{name} at {width} px: figures whose smallest text renders below 9 px: {small}"
                 if device == "phone":
                     if name == "book/ledger.html":
                         clipped = page.eval_on_selector_all(
@@ -208,8 +211,6 @@ def test_book_in_a_browser(build) -> None:
                 images = page.eval_on_selector_all(
                     "main img", "els => els.map(e => [e.getAttribute('src'), e.complete && e.naturalWidth > 0])")
                 assert all(ok for _, ok in images), f"{name}: figures that did not load: {[s for s, ok in images if not ok]}"
-                small = [(src, round(px, 1)) for src, px in figure_text_px(page) if px < 9]
-                assert not small, f"{name}: figures whose smallest text renders below 9 px: {small}"
                 too_wide = page.eval_on_selector_all(  # at a laptop's 1280 px a reader should not scroll a table
                     "main table", "els => els.filter(t => t.scrollWidth > t.parentElement.clientWidth + 1)"
                                   ".map(t => Array.from(t.querySelectorAll('th')).map(h => h.innerText).join(' | '))")
