@@ -221,13 +221,14 @@ for task in ("bijection", "hmm"):
     glue(f"ladder_top_share_{task}", f"{top / ladder.paper_flops(task):.0%}", display=False)
     glue(f"ladder_default_share_{task}", f"1/{ladder.paper_flops(task) / ladder.flops(rungs[task]['default']):.0f}",
          display=False)
-taken_apart = {("C7", "bijection"), ("C9", "hmm")}  # the quantities that {ref}`ch-ladder-away` takes apart
+taken_apart = {("C1", "mlp"): "ch-ladder-mlp", ("C7", "bijection"): "ch-ladder-away",  # the readings a section below
+               ("C9", "hmm"): "ch-ladder-away"}                                           # takes apart
 found = []
 for cid, rec in records.items():
     for task in rec["ladder"]:
         if (read := ladder.reading(rec, task)) is not None:
             found.append(f"- **{cid}**, {task}: {read[1]}"
-                         + ("; {ref}`ch-ladder-away` takes it apart" if (cid, task) in taken_apart else ""))
+                         + (f"; {{ref}}`{taken_apart[cid, task]}` takes it apart" if (cid, task) in taken_apart else ""))
 display(Markdown(ladder.answers_table(records.values())))
 display(Markdown("\n".join(found)))
 
@@ -245,6 +246,46 @@ display(Markdown("\n".join(found)))
 # The ladder trains across several sessions of this machine: the rungs trained so far took
 # {glue:text}`ladder_hours` CPU-hours in all (one thread per run). A claim's reading changes only when a
 # new rung is measured, and the chapter rereads the records at every execution.
+#
+# (ch-ladder-mlp)=
+# ## C1's deep MLP
+#
+# The paper's MLP, which fails at {glue:text}`deep_mlp_paper` bits, is deep: 18-20 residual
+# LayerNorm layers (spec §3.1). Ours is built that way at each width rung's parameter count and
+# trained like that rung's transformer. Its error on the bijection, and its error over the
+# transformer's on the same rung:
+
+# %% tags=["hide-input"]
+deep_mlp = {name: ladder.quantities(rec) for name in rungs["mlp"]
+            if (rec := ladder.read_rung("C1", "mlp", name, profile)) is not None}
+error = {name: q["mlp_flat_over_transformer"] * q["transformer_mae"] for name, q in deep_mlp.items()}
+display(Markdown(plotting.markdown_table(
+    ["deep flat MLP", "FLOPs", "its error (bits)", "over the transformer's", "the transformer's (bits)"],
+    [[name, f"{ladder.flops(rungs['mlp'][name]):.2g}", claims.number(error[name]),
+      claims.number(q["mlp_flat_over_transformer"]), claims.number(q["transformer_mae"])] for name, q in deep_mlp.items()])
+    if deep_mlp else "No deep MLP is measured yet."))
+ratios = [q["mlp_flat_over_transformer"] for q in deep_mlp.values()]  # smallest rung first
+glue("deep_mlp_worst", claims.number(max(error.values(), default=math.nan)), display=False)
+glue("deep_mlp_ratios", f"from {claims.number(ratios[0])} to {claims.number(ratios[-1])}" if ratios else "not measured",
+     display=False)
+glue("deep_mlp_reading", (records["C1"]["trend"].get("mlp") or {}).get("direction", "too few rungs"), display=False)
+glue("deep_mlp_uniform", claims.number(records["C1"]["details"]["uniform"]["entropy_mae"]), display=False)
+glue("deep_mlp_paper", claims.number(records["C1"]["paper"]["others"]["MLP"]), display=False)
+glue("deep_mlp_bound", f"{next(c.bound for c in claims.CLAIMS['C1'].conditions if c.quantity == 'mlp_flat_over_transformer'):g}",
+     display=False)
+
+# %% [markdown]
+# No deep MLP comes near failing. The worst is at {glue:text}`deep_mlp_worst` bits, where the
+# uniform predictor is at {glue:text}`deep_mlp_uniform` ({ref}`Chapter 1 <ch-bijection>`), and
+# from the smallest to the largest its error over the transformer's goes
+# {glue:text}`deep_mlp_ratios`, against the registered {glue:text}`deep_mlp_bound` or more: the trend's reading,
+# "{glue:text}`deep_mlp_reading`", is the MLP catching up with the transformer. So neither depth
+# nor size makes an MLP fail this task. The reason is the task's, as Chapter 1 argues: the
+# posterior depends on the prefix only through the set of values already seen, which the first
+# linear layer of a flat MLP over the one-hot prefix can count. The paper's
+# {glue:text}`deep_mlp_paper` bits, worse than uniform, is a model that is confidently wrong,
+# which points to its training or evaluation (the code is not released), not to what MLPs can
+# learn.
 #
 # (ch-ladder-away)=
 # ## C7 and C9 taken apart

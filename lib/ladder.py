@@ -65,11 +65,16 @@ def read_rung(claim_id: str, task: str, rung: str, profile: str = "default") -> 
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def quantities(rec: dict) -> dict[str, float]:
+    """{quantity: measured value} of a claim record's conditions."""
+    return {c["condition"].rsplit(" ", 2)[0]: c["value"] for c in rec["conditions"]}
+
+
 def point(rec: dict, claim_id: str, task: str, seeds: int) -> dict:
     """One rung's entry: the plotted quantity's value and 95% interval over the rung's `seeds`
     (None with one seed), and the verdict over the conditions this task's rungs judge."""
     names = CONDITIONS[claim_id][task]
-    values = {c["condition"].rsplit(" ", 2)[0]: c["value"] for c in rec["conditions"]}
+    values = quantities(rec)
     quantity = names[0]
     per_seed = rec["details"].get("per_seed", {}).get(quantity) if isinstance(rec["details"], dict) else None
     if seeds < 2:
