@@ -709,7 +709,7 @@ def condition_words(entry: dict) -> str:
     """One condition of a record in words: "the flat MLP's error over the transformer's is 1.26
     (needs >= 10)"."""
     _, op, bound = entry["condition"].rsplit(" ", 2)
-    return f"{entry['words']} is {number(entry['value'])} (needs {'≤' if op == '<=' else '≥'} {bound})"
+    return f"{entry['words']} is {number(entry['value'])} (needs {'≤' if op == '<=' else '≥'} {number(float(bound))})"
 
 
 def _ours(entry: dict, between: str) -> str:

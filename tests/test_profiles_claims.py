@@ -137,6 +137,12 @@ def test_the_result_box_is_computed_from_the_records_it_is_given(tmp_path, monke
     assert "Fails" not in claims.result_box([rec]) and "is 12 (needs ≥ 10)" in claims.result_box([rec])
 
 
+def test_a_bound_reads_with_four_significant_digits_like_the_value():
+    # C3's lower bound is the paper's 0.029 bits over 3; printed whole it read "0.00966667"
+    entry = {"condition": "k50_mae >= 0.00966666666667", "words": "the error at K=50 (bits)", "value": 0.0995354955}
+    assert claims.condition_words(entry) == "the error at K=50 (bits) is 0.09954 (needs ≥ 0.009667)"
+
+
 def test_numbers_on_the_page_never_read_minus_zero():
     assert [claims.number(x) for x in (-0.0, -1e-9 * 0, -0.00001, 0.123456, 12.0, -3.2e-7)] == [
         "0", "0", "-1e-05", "0.1235", "12", "-3.2e-07"]
