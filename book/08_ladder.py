@@ -305,7 +305,8 @@ glue("deep_mlp_worst", claims.number(max(error.values(), default=math.nan)), dis
 glue("deep_mlp_ratios", f"from {claims.number(ratios[0])} to {claims.number(ratios[-1])}" if ratios else "not measured",
      display=False)
 glue("deep_mlp_reading", (records["C1"]["trend"].get("mlp") or {}).get("direction", "too few rungs"), display=False)
-glue("deep_mlp_uniform", claims.number(records["C1"]["details"]["uniform"]["entropy_mae"]), display=False)
+uniform = records["C1"].get("details", {}).get("uniform")  # absent before chapter 1 has run on this profile
+glue("deep_mlp_uniform", "not measured yet" if uniform is None else claims.number(uniform["entropy_mae"]), display=False)
 glue("deep_mlp_paper", claims.number(records["C1"]["paper"]["others"]["MLP"]), display=False)
 glue("deep_mlp_bound", f"{next(c.bound for c in claims.CLAIMS['C1'].conditions if c.quantity == 'mlp_flat_over_transformer'):g}",
      display=False)
