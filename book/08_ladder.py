@@ -202,7 +202,7 @@ for cid, rec in records.items():
         if "default" in by_rung and control in by_rung:
             base, ctrl = by_rung["default"], by_rung[control]
             quantity = ladder.CONDITIONS[cid][task][0]
-            words = next(c.words for c in claims.CLAIMS[cid].conditions if c.quantity == quantity)
+            words = claims.CLAIMS[cid].condition(quantity).words
             rows.append([f"{cid}, {task}", words, f"{claims.number(base['value'])} ({base['verdict']})",
                          f"{claims.number(ctrl['value'])} ({ctrl['verdict']})"])
 display(Markdown(plotting.markdown_table(["claim", "quantity", "default rung", "schedule control"], rows)
@@ -255,7 +255,7 @@ display(Markdown("\n".join(found)))
 
 # %% tags=["hide-input"]
 c2_steps = [e for e in records["C2"]["ladder"]["hmm"] if ladder.axis(e["rung"]) == "steps"]  # shortest first
-c2_bound = next(c.bound for c in claims.CLAIMS["C2"].conditions if c.quantity == "transformer_kl")
+c2_bound = claims.CLAIMS["C2"].condition("transformer_kl").bound
 display(Markdown(plotting.markdown_table(
     ["rung", "FLOPs", "KL (bits)", "over the registered bound"],
     [[e["rung"], f"{e['flops']:.2g}", claims.number(e["value"]), claims.number(e["value"] / c2_bound)] for e in c2_steps])))
@@ -308,8 +308,7 @@ glue("deep_mlp_reading", (records["C1"]["trend"].get("mlp") or {}).get("directio
 uniform = records["C1"].get("details", {}).get("uniform")  # absent before chapter 1 has run on this profile
 glue("deep_mlp_uniform", "not measured yet" if uniform is None else claims.number(uniform["entropy_mae"]), display=False)
 glue("deep_mlp_paper", claims.number(records["C1"]["paper"]["others"]["MLP"]), display=False)
-glue("deep_mlp_bound", f"{next(c.bound for c in claims.CLAIMS['C1'].conditions if c.quantity == 'mlp_flat_over_transformer'):g}",
-     display=False)
+glue("deep_mlp_bound", f"{claims.CLAIMS['C1'].condition('mlp_flat_over_transformer').bound:g}", display=False)
 
 # %% [markdown]
 # No deep MLP comes near failing. The worst is at {glue:text}`deep_mlp_worst` bits, where the

@@ -41,6 +41,10 @@ class Claim:
     metric: str                       # what the headline quantity is, in words
     conditions: tuple[Condition, ...]  # all hold: reproduced; some: partly; none: not reproduced
 
+    def condition(self, quantity: str) -> Condition:
+        """The (first) registered condition on `quantity`."""
+        return next(c for c in self.conditions if c.quantity == quantity)
+
 
 # C11's matrix: a cell grades r = error / error of the context-blind baseline (lower is better).
 # The two cut-offs are defined here once; C11's metric text and `primitive_cell` use them.
