@@ -16,6 +16,7 @@ export BAR_SCHEDULER := $(SCHEDULER)
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 HERE := $(dir $(abspath $(lastword $(MAKEFILE_LIST))))
 RUNS = $(shell $(PYTHON) -c "from lib import paths; print(paths.RUNS)")
+RECORD_CPU = $(shell $(PYTHON) -c "import shlex; from lib import paths; print(*(f'{k}={shlex.quote(v)}' for k, v in paths.RECORD_CPU.items()))")
 
 .PHONY: setup lab train ladder reproduce timed-reproduce prune smoke book pdf test bench bench-dispatch golden clean-build publish dist
 
@@ -36,7 +37,8 @@ ladder:  ## measure the compute ladder: chapters 1, 2, 3 and 6 executed on every
 	$(PYTHON) scripts/measure_ladder.py --profile $(if $(filter smoke,$(PROFILE)),smoke,default)
 
 # default: execute each chapter into a temporary notebook, moved over the committed .ipynb (the
-# record) only when it succeeded; any other profile writes its executed notebooks under
+# record) only when it succeeded, on the CPU code paths the record pins (paths.RECORD_CPU, so
+# that its digits do not depend on the machine); any other profile writes its executed notebooks under
 # _build/$(PROFILE). A full default reproduction leaves _build/reproduce.stamp, dated from its
 # own start (a file of its own, _build/reproduce.started.PID, while it runs): every artifact it
 # read (lib/cache.py marks reads) is newer. The stamp names the cache it read.
@@ -49,10 +51,10 @@ reproduce:  ## train what is missing, then re-execute every chapter with papermi
 	  nb=$${py%.py}.ipynb; tmp=_build/executing/$$(basename $$nb); \
 	  cp $$nb $$tmp; jupytext --to ipynb --update -q -o $$tmp $$py; \
 	  if [ "$(PROFILE)" = default ]; then \
-	    papermill --cwd book $$tmp $$tmp; mv $$tmp $$nb; \
+	    env $(RECORD_CPU) papermill --cwd book $$tmp $$tmp; mv $$tmp $$nb; \
 	  else \
 	    mkdir -p _build/$(PROFILE); \
-	    papermill --cwd book -p profile $(PROFILE) $$tmp _build/$(PROFILE)/$$(basename $$nb); \
+	    env $(RECORD_CPU) papermill --cwd book -p profile $(PROFILE) $$tmp _build/$(PROFILE)/$$(basename $$nb); \
 	  fi; \
 	done; \
 	if [ "$(CHAPTERS)" = "$(ALL_CHAPTERS)" ] && [ "$(PROFILE)" = default ]; then \

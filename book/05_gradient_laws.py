@@ -233,9 +233,11 @@ glue("g2_random_err", g2_random, display=False)
 # hook points `blocks.{i}.attn.hook_q/k/v/attn_scores/z` (`hook_z` is $o_i$ before $W_O$, so
 # its gradient is $u_i$), back-propagate the training loss on a batch of fresh sequences, and
 # compare each law with autograd per layer and head: in float32 as trained, and in a float64
-# copy. The last two columns compare the free-value step $-\eta\,\partial L/\partial v$ with the
-# step an update of $W_V$ induces, whose input is the block's normed residual stream
-# `norm_attn(resid_pre)`: their cosine, and the norm ratio at equal $\eta$.
+# copy. The last two columns, from the float64 copy, compare the free-value step
+# $-\eta\,\partial L/\partial v$ with the step an update of $W_V$ induces, whose input is the
+# block's normed residual stream `norm_attn(resid_pre)`: their cosine, and the norm ratio at
+# equal $\eta$. (The trained model predicts nearly its soft targets, so its gradients are
+# differences of near-equal numbers; in float32 the norm ratio is off by up to 5%.)
 
 # %% tags=["remove-stderr", "hide-input"]
 run = cache.get_or_train(setup["transformer"])
@@ -248,15 +250,16 @@ display(Markdown(plotting.markdown_table(
     ["layer", "head", "G1 error (float32)", "G2 error (float32)", "both (float64)", "row sums (float32)",
      "cosine free vs induced", "norm ratio induced / free"],
     [[r["layer"], r["head"], f"{max(r[k] for k in routing):.1e}", f"{max(r[k] for k in values):.1e}",
-      f"{max(r64[k] for k in routing + values):.1e}", f"{r['row_sum']:.1e}", f"{r['cosine']:.3f}",
-      f"{r['norm_ratio']:.2f}"] for r, r64 in zip(rows32, rows64)])))
+      f"{max(r64[k] for k in routing + values):.1e}", f"{r['row_sum']:.1e}", f"{r64['cosine']:.3f}",
+      f"{r64['norm_ratio']:.2f}"] for r, r64 in zip(rows32, rows64)])))
 
 # %% tags=["hide-input"]
 g1_model = max(r[k] for r in rows32 for k in routing)
 g2_model = max(r[k] for r in rows32 for k in values)
 model64 = max(r[k] for r in rows64 for k in routing + values)
-cosines = np.array([r["cosine"] for r in rows32])
-ratios = np.array([r["norm_ratio"] for r in rows32])
+# from the float64 copy (see the table above)
+cosines = np.array([r["cosine"] for r in rows64])
+ratios = np.array([r["norm_ratio"] for r in rows64])
 forward = gradients.head_forward(heads)  # each random head has its own W_V: the kernel stays per head
 free_vs_induced_random = gradients.free_vs_induced(heads.x, gradients.value_grad(forward["pattern"], forward["o"].grad))
 for name, value in {"g1_model_err": g1_model, "g2_model_err": g2_model, "model_err64": model64,
@@ -558,8 +561,8 @@ print(", ".join(f"seed {s}: cosine {v['cosine']:.2f}" for s, v in zip(em_cfg.see
 # two worker processes on a 2-core machine shared with other jobs.
 
 # %% tags=["hide-input"]
-details_model = [{k: r[k] for k in ("layer", "head", *routing, *values, "row_sum", "cosine", "norm_ratio")}
-                 for r in rows32]
+details_model = [{k: r[k] for k in ("layer", "head", *routing, *values, "row_sum")} | {
+    k: r64[k] for k in ("cosine", "norm_ratio")} for r, r64 in zip(rows32, rows64)]
 records = [
     claims.record("G1", {"random_head_rel_err": g1_random, "random_head_row_sum": random_check["row_sum"],
                          "model_rel_err": g1_model}, profile, seeds=1, ci95=(g1_model, g1_model),
@@ -570,7 +573,7 @@ records = [
                   details={"random_heads": random_check, "model_float64_rel_err": model64,
                            "free_vs_induced_random_heads": free_vs_induced_random,
                            "free_vs_induced_per_head": [{k: r[k] for k in ("layer", "head", "cosine", "norm_ratio")}
-                                                        for r in rows32],
+                                                        for r in rows64],
                            "free_vs_induced_sticky_chain": experiment.value_step}),
     claims.record("G3", {"slope_over_eta": feedback.slope_over_eta[0]}, profile, seeds=1, ci95=feedback.ci95[0],
                   details={"etas": feedback.etas, "slope_over_eta": feedback.slope_over_eta, "ci95": feedback.ci95,

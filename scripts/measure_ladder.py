@@ -28,7 +28,7 @@ def execute(rung: str, chapter: Path, profile: str) -> str:
     """Run one chapter on one rung in a fresh kernel of one thread (two execute at once)."""
     out = paths.BUILD / "ladder" / profile / claims.rung_folder(rung) / f"{chapter.stem}.ipynb"
     out.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(paths.ROOT)}
+    env = {**os.environ, **paths.RECORD_CPU, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(paths.ROOT)}
     subprocess.run(["jupytext", "--to", "ipynb", "-q", "-o", str(out), str(chapter)], check=True, env=env)
     done = subprocess.run(["papermill", "--cwd", str(paths.ROOT / "book"), "-p", "profile", profile, "-p", "rung", rung,
                            str(out), str(out)], capture_output=True, text=True, env=env)

@@ -114,14 +114,37 @@ def test_a_ladder_rung_is_measured_by_the_chapters_own_code():
     assert unknown.returncode == 1 and unknown.stderr.startswith("measure_ladder: unknown ladder rung 'mlp: 3 layers'")
 
 
-def test_the_committed_book_is_what_the_code_computes():
-    """Every committed chapter re-executed from the shipped cache (BAR_CACHE_ONLY=1: nothing
-    trains or computes anew) gives the outputs the committed notebook holds, cell by cell
-    (nbval; figures aside, timings sanitised by tests/nbval_sanitize.cfg)."""
+def test_the_record_cpu_pins_take_effect():
+    """paths.RECORD_CPU is only environment variables: a misspelt one would be ignored without a
+    word, and the committed book would again depend on the CPU that executed it. Each library
+    says which code path it took: PyTorch its capability, MKL its reproducibility branch, oneDNN
+    its instruction set (through GELU, which it computes), NumPy its CPU features."""
     import os
     import subprocess
     import sys
-    env = {k: v for k, v in os.environ.items() if k != "BAR_RUNS_DIR"} | {
+    probe = ("import torch; x = torch.randn(8, 16, 32, requires_grad=True); "
+             "torch.nn.functional.gelu(torch.nn.Linear(32, 32)(x)).sum().backward(); "
+             "print('capability', torch.backends.cpu.get_cpu_capability()); "
+             "from numpy._core._multiarray_umath import __cpu_features__ as numpy_has; "
+             "print('numpy AVX-512', any(numpy_has[f] for f in ('X86_V4', 'AVX512_ICL', 'AVX512_SPR')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env=os.environ | paths.RECORD_CPU | {"MKL_VERBOSE": "1", "ONEDNN_VERBOSE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "capability AVX2" in done.stdout
+    assert "CNR:COMPATIBLE" in done.stdout and "CNR:OFF" not in done.stdout and "CNR:AUTO" not in done.stdout
+    assert "isa:Intel AVX2\n" in done.stdout and "jit:avx512" not in done.stdout
+    assert "numpy AVX-512 False" in done.stdout
+
+
+def test_the_committed_book_is_what_the_code_computes():
+    """Every committed chapter re-executed from the shipped cache (BAR_CACHE_ONLY=1: nothing
+    trains or computes anew) gives the outputs the committed notebook holds, cell by cell
+    (nbval; figures aside, timings sanitised by tests/nbval_sanitize.cfg), on the CPU code paths
+    the record was executed with."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "BAR_RUNS_DIR"} | paths.RECORD_CPU | {
         "BAR_CACHE_ONLY": "1", "PYTHONPATH": str(paths.ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
