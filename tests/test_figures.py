@@ -205,3 +205,21 @@ def test_finishing_step_passes_a_readable_figure():
 def test_a_table_never_shows_minus_zero_but_keeps_real_signs():
     table = plotting.markdown_table(["a", "b"], [["-0.00", "-0.0001"], ["-0%", "+0.43"], [-0.0, "-0.5 | -0"]])
     assert table.splitlines()[2:] == ["| 0.00 | -0.0001 |", "| 0% | +0.43 |", "| 0.0 | -0.5 \\| 0 |"]
+
+
+def test_level_names_sit_where_no_curve_crosses_them():
+    """A reference level's name goes to the edge and side of its line that the curves and the other
+    names leave free: here every curve falls from the uniform level at the left, and one lies on it
+    throughout."""
+    steps = np.arange(250, 3001, 250)
+    curves = {LABELS["transformer"]: [(steps, 0.41 * np.exp(-steps / 600) + 0.085)],
+              LABELS["lstm"]: [(steps, np.full(len(steps), 0.41))]}
+    fig = plotting.learning_curves(curves, "entropy error (bits)", {"uniform": 0.405, "threshold": 0.2,
+                                                                    "a level close by": 0.21})
+    names = {t.get_text(): t for t in fig.axes[0].texts}
+    assert names["uniform"].xy[0] == 1 and names["uniform"].get_va() == "top"  # right, below: the LSTM lies above
+    assert names["threshold"].xy[0] == 1  # the transformer crosses 0.2 on the left
+    fig.draw_without_rendering()
+    boxes = [t.get_window_extent() for t in names.values()]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    plt.close(fig)
