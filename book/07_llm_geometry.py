@@ -564,7 +564,7 @@ print(f"chapter ran in {time.perf_counter() - chapter_start:.0f} s on the {profi
 # The numbers of the exercises' solutions, from the results above (seconds).
 for n, g in manifold.items():
     rnd, mixed = g["summaries"]["random"], g["summaries"]["mixed"]
-    l2_ratio = next(c for c in claims.CLAIMS["L2"].conditions if c.quantity == "pc1_over_permutation_null").bound
+    l2_ratio = claims.CLAIMS["L2"].condition("pc1_over_permutation_null").bound
     for key, value in {
             "ex1_pc1_random": rnd["pc1"], "ex1_rho_random": abs(rnd["spearman"]), "ex1_pc1_mixed": mixed["pc1"],
             "ex1_rho_mixed": abs(mixed["spearman"]), "ex1_h_random": pool_runs[n]["entropy"][sets[n]["random"]].std().item(),
