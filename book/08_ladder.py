@@ -270,12 +270,26 @@ else:
     for name in ("c2_early", "c2_late", "c2_last_over_bound"):
         glue(name, "not measured yet", display=False)
     late_phase = False
-glue("c2_reading", Markdown(
-    "A line in log compute through all of them averages the slow start with the fast end, which is why its interval "
-    "still holds zero. C2 is the claim whose failure looks most like a budget effect, but with one seed per rung this "
-    "is a hint, not a measurement: a second seed on the longest rung, or a longer rung, would tell a late phase from "
-    "one seed's luck" if late_phase else
-    "The fall is not concentrated at the longest rungs, so the straight line describes it fairly"), display=False)
+c2_trend = records["C2"]["trend"]["hmm"]
+c2_widest = [e for e in records["C2"]["ladder"]["hmm"] if ladder.axis(e["rung"]) == "width"][-1:]
+hint = ("C2 is the claim whose failure looks most like a budget effect, but with one seed per rung this is a hint, "
+        "not a measurement: a second seed on the longest rungs, or a longer rung, would tell a late phase from one "
+        "seed's luck")
+if c2_trend["direction"] == "toward the paper" and c2_widest and c2_trend["crossing_flops"]:
+    lowest = c2_widest[0]["value"] == min(e["value"] for e in records["C2"]["ladder"]["hmm"])
+    reading = (f"Across every rung, the widest one included ({c2_widest[0]['rung']}: "
+               f"{claims.number(c2_widest[0]['value'])} bits, {c2_widest[0]['value'] / c2_bound:.1f} times the bound"
+               f"{', the lowest of the ladder' if lowest else ''}), the line in log compute moves toward the paper: "
+               f"{c2_trend['slope']:.2f} per decade, interval {c2_trend['interval'][0]:.2f} to "
+               f"{c2_trend['interval'][1]:.2f}, crossing the bound at {c2_trend['crossing_flops']:.1e} FLOPs "
+               f"(1/{ladder.paper_flops('hmm') / c2_trend['crossing_flops']:.0f} of the paper's training compute) "
+               f"if it held, an extrapolation. {hint}")
+elif late_phase:
+    reading = ("A line in log compute through all of them averages the slow start with the fast end, which is why "
+               f"its interval still holds zero. {hint}")
+else:
+    reading = "The fall is not concentrated at the longest rungs, so the straight line describes it fairly"
+glue("c2_reading", Markdown(reading), display=False)
 glue("c2_bound", f"{c2_bound:g}", display=False)
 
 # %% [markdown]
