@@ -270,12 +270,12 @@ else:
     for name in ("c2_early", "c2_late", "c2_last_over_bound"):
         glue(name, "not measured yet", display=False)
     late_phase = False
-c2_trend = records["C2"]["trend"]["hmm"]
+c2_trend = records["C2"]["trend"]["hmm"] or {}  # None until enough rungs are measured (the smoke profile)
 c2_widest = [e for e in records["C2"]["ladder"]["hmm"] if ladder.axis(e["rung"]) == "width"][-1:]
 hint = ("C2 is the claim whose failure looks most like a budget effect, but with one seed per rung this is a hint, "
         "not a measurement: a second seed on the longest rungs, or a longer rung, would tell a late phase from one "
         "seed's luck")
-if c2_trend["direction"] == "toward the paper" and c2_widest and c2_trend["crossing_flops"]:
+if c2_trend.get("direction") == "toward the paper" and c2_widest and c2_trend["crossing_flops"]:
     lowest = c2_widest[0]["value"] == min(e["value"] for e in records["C2"]["ladder"]["hmm"])
     reading = (f"Across every rung, the widest one included ({c2_widest[0]['rung']}: "
                f"{claims.number(c2_widest[0]['value'])} bits, {c2_widest[0]['value'] / c2_bound:.1f} times the bound"
