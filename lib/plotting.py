@@ -143,35 +143,38 @@ def _level_labels(ax: plt.Axes, levels: dict[str, float]):
     its line: of all such placements, the one where no two names cover each other and the drawn
     curves cross the names least (never above a line near the top, where the name would run off
     the axes). Call after all data is drawn."""
-    curves = [line.get_xydata() for line in ax.get_lines()]
+    curves = list(ax.get_lines())  # the data, and any level drawn before (e.g. a baseline at 1)
     for level in levels.values():
         ax.axhline(level, ls=":", color="0.4")
     ax.autoscale_view()  # the final limits, which place the names
     to_axes = ax.transData + ax.transAxes.inverted()
-    # each curve's height in axes fractions at 200 points across the axes (nan outside its steps)
+    # each curve's height in axes fractions at 200 points across the axes (nan outside its steps);
+    # through each line's own transform, since a level's x is already in axes fractions
     grid = np.linspace(0, 1, 200)
     heights = []
-    for xy in curves:
-        xy = to_axes.transform(xy[np.isfinite(xy).all(axis=1)])
+    for line in curves:
+        xy = line.get_xydata()
+        xy = (line.get_transform() - ax.transAxes).transform(xy[np.isfinite(xy).all(axis=1)])
         if len(xy):
             heights.append(np.interp(grid, xy[:, 0], xy[:, 1], left=np.nan, right=np.nan))
-    spots = {}  # per name: (side, above, low, high), its box in axes fractions
-    for text, level in levels.items():
-        y = to_axes.transform((ax.get_xlim()[0], level))[1]
-        spots[text] = [(side, up, *((y, y + 0.09) if up else (y - 0.09, y))) for side in (0, 1)
-                       for up in (True, False) if not (up and y > 0.9)]
 
-    def crossings(spot):
-        side, _, low, high = spot
+    def crossings(side, low, high):
         across = (grid < 0.35) if side == 0 else (grid > 0.65)
         return sum(int(np.sum(across & (h > low) & (h < high))) for h in heights)
 
+    spots = []  # per name: every (side, above, low, high, crossings), its box in axes fractions
+    for level in levels.values():
+        y = to_axes.transform((ax.get_xlim()[0], level))[1]
+        boxes = [(side, up, *((y, y + 0.09) if up else (y - 0.09, y))) for side in (0, 1)
+                 for up in (True, False) if not (up and y > 0.9)]
+        spots.append([(*box, crossings(box[0], *box[2:])) for box in boxes])
+
     def cost(choice):  # the curves' crossings, and any two names covering each other above all
         covered = sum(a[0] == b[0] and a[2] < b[3] and b[2] < a[3] for i, a in enumerate(choice) for b in choice[i + 1:])
-        return 10_000 * covered + sum(map(crossings, choice))
+        return 10_000 * covered + sum(spot[4] for spot in choice)
 
-    best = min(itertools.product(*spots.values()), key=cost)  # ties: the first, every name left above
-    for (text, level), (side, up, _, _) in zip(levels.items(), best):
+    best = min(itertools.product(*spots), key=cost)  # ties: the first, every name left above
+    for (text, level), (side, up, *_) in zip(levels.items(), best):
         ax.annotate(text, (side, level), xycoords=("axes fraction", "data"), textcoords="offset points",
                     xytext=(4 if side == 0 else -4, 3 if up else -3), va="bottom" if up else "top",
                     ha="left" if side == 0 else "right", fontsize="small", color="0.3")
